@@ -1,0 +1,16 @@
+"""Checkpoints, tokenizers and the Flax RAttention LM.
+
+`model_adapters.tokenizers` is importable without JAX; the model and checkpoint functions are loaded
+lazily on first use so that `import model_adapters.tokenizers` stays JAX-free.
+"""
+
+_LAZY = {}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, name)
+    raise AttributeError(f"module 'model_adapters' has no attribute {name!r}")

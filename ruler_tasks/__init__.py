@@ -1,0 +1,1 @@
+"""ruler_tasks."""

@@ -1,0 +1,95 @@
+"""Atomic writes and line-checked reads of the project's text files (jsonl, json, csv).
+
+Writers never leave a half-written file: they write a temporary file beside the target and rename it.
+Appends are whole lines, flushed and fsynced, so a killed process leaves at most one torn last line,
+which `read_jsonl(..., allow_torn_tail=True)` detects and drops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ruler_tasks.errors import UserError
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def jsonl_line(record: dict) -> str:
+    """One record as its canonical jsonl line (no trailing newline); stable bytes for equal records."""
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+def atomic_write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(jsonl_line(r) + "\n" for r in records))
+
+
+def append_jsonl(f, record: dict) -> None:
+    """Appends one whole line to an open text file and makes it durable before returning."""
+    f.write(jsonl_line(record) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def iter_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = False) -> Iterator[dict]:
+    """Yields the records of a jsonl file; a malformed line is a UserError naming file and line.
+
+    With `allow_torn_tail`, a last line without its newline (a write cut short by a kill) is skipped
+    instead: the writer's resume logic redoes it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); regenerate the file") from None
+    lines = data.split("\n")
+    torn = lines[-1] != ""
+    for lineno, line in enumerate(lines, start=1):
+        if lineno == len(lines) and (not torn or allow_torn_tail):
+            return
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: malformed JSON ({e.msg}); fix or delete that line") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
+        yield record
+
+
+def read_jsonl(path: str | os.PathLike, *, allow_torn_tail: bool = False) -> list[dict]:
+    return list(iter_jsonl(path, allow_torn_tail=allow_torn_tail))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); fix or regenerate it") from None
