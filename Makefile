@@ -12,24 +12,45 @@ setup:
 test:
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Generate RULER samples only (no model): make prepare OUT=runs/data-only LENGTHS=4096 SAMPLES=10
 TASKS ?= all
 LENGTHS ?= 4096
 SAMPLES ?= 10
 SEED ?= 42
+RUN ?=
+
+# Generate RULER samples only (no model): make prepare RUN=runs/data-only LENGTHS=4096 SAMPLES=10 TOKENIZER=byte
 TOKENIZER ?= byte
-OUT ?= runs/prepared
 prepare:
 	$(PY) -m runners.prepare --tasks "$(TASKS)" --lengths "$(LENGTHS)" --samples $(SAMPLES) \
-		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(OUT)"
+		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(or $(RUN),runs/prepared)"
 
+# Evaluate a checkpoint: make eval-ruler CKPT=dir LENGTHS=4096,8192 TASKS=all SAMPLES=N RUN=runs/name
+CKPT ?=
+BATCH ?=
+CHUNK ?=
+TEMPLATE ?=
 eval-ruler:
-	@echo "make eval-ruler is not built yet (issue: the evaluation runner). Use 'make prepare' to generate RULER data." >&2; exit 2
+	$(PY) -m runners.eval_ruler $(if $(CKPT),--checkpoint "$(CKPT)") --lengths "$(LENGTHS)" --tasks "$(TASKS)" \
+		--samples $(SAMPLES) --seed $(SEED) $(if $(RUN),--run "$(RUN)") $(if $(BATCH),--batch $(BATCH)) \
+		$(if $(CHUNK),--chunk $(CHUNK)) $(if $(TEMPLATE),--template "$(TEMPLATE)")
 
+# Reports from run directories: make report RUNS="runs/a runs/b" OUT=runs/report THRESHOLD=85.6
+RUNS ?=
+OUT ?= runs/report
+THRESHOLD ?= 85.6
 report:
-	@echo "make report is not built yet (issue: length-generalization reports)." >&2; exit 2
+	$(PY) -m reports.build $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD)
 
-bench: bench-prepare
+bench: bench-prepare bench-kernels bench-decode bench-eval
 
 bench-prepare:
 	$(PY) -m runners.bench_prepare
+
+bench-kernels:
+	$(PY) -m runners.bench_kernels
+
+bench-decode:
+	$(PY) -m runners.bench_decode
+
+bench-eval:
+	$(PY) -m runners.bench_eval

@@ -1,0 +1,140 @@
+"""python -m reports.build RUN [RUN ...] --out DIR: length-generalization report from run directories.
+
+Writes into DIR: summary.csv, summary.md, report.html (self-contained) and the PNGs summary.md links
+(average_vs_length.png, heatmap_<run>.png, depth_<run>.png, cost_vs_length.png). Every file is written
+atomically. Each task's metric comes from the task registry, so a user's task (registered through
+RULER_TASKS or --tasks-file) is scored with no change here. Reads files only; never imports JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reports.aggregate import RULER_THRESHOLD, compare, summarize
+from reports.depths import depth_grid
+from reports.document import Image, build_document
+from reports.render import to_html, to_markdown
+from reports.runs import Run, load_run, unique_labels
+from reports.scoring import score_run
+from reports.tables import summary_csv
+from ruler_tasks.errors import UserError
+from ruler_tasks.files import atomic_write_bytes, atomic_write_text
+from runners.cli import user_errors_exit_2
+
+
+def registry_metrics(tasks_files: Sequence[str | Path]) -> Callable[[str], str]:
+    """task name -> metric name, from the task registry (default tasks + RULER_TASKS + `tasks_files`)."""
+    from ruler_tasks.registry import load_registry
+
+    registry = load_registry(extra=tuple(tasks_files))
+    return lambda task: registry.get(task).metric
+
+
+def _task_metrics(run: Run, metric_of: Callable[[str], str]) -> dict[str, str]:
+    """task -> metric name for every task of `run`; an unregistered task names its directory."""
+    metrics = {}
+    for task in run.tasks:
+        try:
+            metrics[task] = metric_of(task)
+        except UserError as e:
+            hint = "or register it with --tasks-file / RULER_TASKS"
+            raise UserError(f"{run.path / 'pred' / task}: {e}; {hint}") from None
+    return metrics
+
+
+def build_report(
+    run_paths: Sequence[str | Path],
+    out: str | Path,
+    metric_of: Callable[[str], str],
+    *,
+    threshold: float = RULER_THRESHOLD,
+    train_length: int | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Reads the runs, scores them and writes the report into `out`; returns the files written."""
+    paths = [Path(p) for p in run_paths]
+    if not paths:
+        raise UserError("give at least one run directory")
+    resolved = [p.resolve() for p in paths]
+    for i, p in enumerate(resolved):
+        if p in resolved[:i]:
+            raise UserError(f"{paths[i]}: run given twice; list each run directory once")
+    runs = [load_run(p, label=label, train_length=train_length) for p, label in zip(paths, unique_labels(paths))]
+
+    summaries = []
+    grids = {}
+    for run in runs:
+        metrics = _task_metrics(run, metric_of)
+        cells = score_run(run, metrics.__getitem__, seed=seed)
+        summaries.append(summarize(run.label, run.model, run.train_length, cells, threshold))
+        grids[run.label] = depth_grid(run, metrics.__getitem__)
+    comparison = compare(summaries, threshold) if len(summaries) > 1 else None
+    costs = {run.label: run.costs for run in runs if run.costs}
+    blocks = build_document(summaries, grids, costs, comparison, threshold)
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; pick another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for block in blocks:
+        if isinstance(block, Image):
+            atomic_write_bytes(out / block.filename, block.png)
+            written.append(out / block.filename)
+    texts = {
+        "summary.csv": summary_csv(summaries),
+        "summary.md": to_markdown(blocks),
+        "report.html": to_html(blocks, "RULER length generalization: " + ", ".join(s.label for s in summaries)),
+    }
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+    return written
+
+
+def _threshold(value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 85.6)") from None
+    if not 0.0 <= t <= 100.0:
+        raise argparse.ArgumentTypeError(f"{t:g} is outside 0..100 (scores are percentages)")
+    return t
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive token count (e.g. 4096)")
+    return int(value)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with pred/<task>/<length>.jsonl)")
+    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--threshold", type=_threshold, default=RULER_THRESHOLD, help="effective-length threshold")
+    parser.add_argument("--train-length", type=_positive_int, help="training length to mark (overrides run.json)")
+    parser.add_argument("--tasks-file", action="append", default=[], help="extra task file(s) for the registry")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    return parser.parse_intermixed_args(argv)
+
+
+@user_errors_exit_2
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    written = build_report(
+        args.runs,
+        args.out,
+        registry_metrics(args.tasks_file),
+        threshold=args.threshold,
+        train_length=args.train_length,
+        seed=args.seed,
+    )
+    print(f"wrote {len(written)} files to {args.out} (open {Path(args.out) / 'report.html'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Per-length averages, wAvg and effective length on crafted tables; comparisons over what runs share."""
+
+import numpy as np
+
+from reports.aggregate import RULER_LENGTHS, compare, effective_length, length_averages, summarize, weighted_averages
+from reports.scoring import Cell
+
+
+def _cell(task: str, length: int, score: float, n: int = 4) -> Cell:
+    """A cell whose samples all score `score` (in [0, 1]); its bootstrap replicates are that constant."""
+    return Cell(task, length, np.full(n, score), np.full(50, score))
+
+
+def test_weighted_averages_on_rulers_lengths():
+    scores = dict(zip(RULER_LENGTHS, [96.0, 94.0, 90.0, 85.0, 70.0, 50.0]))
+    inc, dec = weighted_averages(scores)
+    assert inc == round((96 * 1 + 94 * 2 + 90 * 3 + 85 * 4 + 70 * 5 + 50 * 6) / 21, 2) == 73.52
+    assert dec == round((96 * 6 + 94 * 5 + 90 * 4 + 85 * 3 + 70 * 2 + 50 * 1) / 21, 2) == 88.14
+
+
+def test_weighted_averages_need_all_six_lengths():
+    assert weighted_averages({4096: 90.0, 8192: 80.0}) is None
+
+
+def test_effective_length_is_the_longest_length_the_average_stays_above_the_threshold():
+    scores = {4096: 95.0, 8192: 88.0, 16384: 86.0, 32768: 40.0}
+    assert effective_length(scores) == 16384
+    assert effective_length(scores, threshold=90.0) == 4096
+    assert effective_length(scores, threshold=99.0) is None
+
+
+def test_effective_length_stops_at_the_first_failure():
+    scores = {4096: 95.0, 8192: 85.6, 16384: 86.0, 32768: 40.0}
+    assert effective_length(scores) == 4096  # 85.6 itself does not exceed 85.6; 16K's pass comes after a failure
+
+
+def test_length_average_is_the_unweighted_mean_of_task_scores():
+    cells = {
+        ("a", 4096): _cell("a", 4096, 1.0, n=100),
+        ("b", 4096): _cell("b", 4096, 0.5, n=2),
+        ("a", 8192): _cell("a", 8192, 0.25),
+    }
+    averages = length_averages(cells)
+    assert averages[4096].score == 75.0 and averages[4096].n_tasks == 2
+    assert (averages[4096].ci_low, averages[4096].ci_high) == (75.0, 75.0)
+    assert averages[8192].score == 25.0 and averages[8192].n_tasks == 1
+    assert length_averages(cells, tasks=["b"]) == {4096: averages[4096].__class__(4096, 50.0, 50.0, 50.0, 1)}
+
+
+def test_summary_marks_effective_length_and_wavg():
+    cells = {("t", n): _cell("t", n, s) for n, s in zip(RULER_LENGTHS, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5])}
+    summary = summarize("r", None, 8192, cells, threshold=85.0)
+    assert summary.effective_length == 8192
+    assert summary.wavg == weighted_averages({n: a.score for n, a in summary.averages.items()})
+
+
+def test_comparison_keeps_tasks_every_run_has_at_every_common_length():
+    a = summarize("a", None, None, {(t, n): _cell(t, n, 1.0) for t in "xyz" for n in (4096, 8192, 16384)})
+    b = summarize(
+        "b", None, None, {(t, n): _cell(t, n, 0.5) for t, n in [("x", 4096), ("x", 8192), ("y", 4096), ("w", 8192)]}
+    )
+    comparison = compare([a, b], threshold=60.0)
+    assert comparison.lengths == (4096, 8192)
+    assert comparison.tasks == ("x",)  # y lacks 8192 in b; z and w are in one run only
+    assert comparison.averages["b"][8192].score == 50.0
+    assert comparison.effective_lengths == {"a": 8192, "b": None}

@@ -1,0 +1,59 @@
+"""Cell scores equal RULER's metrics computed by hand; bootstrap CIs bracket the mean and shrink with n."""
+
+import numpy as np
+import pytest
+
+from reports.runs import load_run
+from reports.scoring import bootstrap_means, cell_rng, percentile_ci, score_run
+
+
+def test_scores_match_a_hand_computation(make_run, metric_of):
+    b = make_run()
+    # string_match_all: fraction of gold strings found, case-insensitive, after cleaning.
+    b.add(
+        "niah_multivalue",
+        4096,
+        [
+            ("The numbers are 111, 222 and 333.", ["111", "222", "333", "444"]),  # 3/4
+            ("APPLE-PIE", ["apple", "Pie"]),  # case: 2/2
+            ("\x00ab\x01cd\n", ["ab\ncd", "abcd"]),  # control chars become newlines: 1/2
+            ("nothing", ["x"]),  # 0
+        ],
+    )
+    # string_match_part: 1 if any gold string is found.
+    b.add("qa_1", 4096, [("Paris, France", ["paris", "Lyon"]), ("London", ["Rome", "Milan"]), ("ROME", ["rome"])])
+    cells = score_run(load_run(b.path), metric_of)
+    multivalue = cells["niah_multivalue", 4096]
+    np.testing.assert_allclose(multivalue.samples, [0.75, 1.0, 0.5, 0.0])
+    assert multivalue.score == round(100 * (0.75 + 1 + 0.5 + 0) / 4, 2) == 56.25
+    qa = cells["qa_1", 4096]
+    np.testing.assert_allclose(qa.samples, [1.0, 0.0, 1.0])
+    assert qa.score == 66.67 and qa.n == 3
+
+
+def test_ci_brackets_the_score_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (10, 100, 1000):
+        samples = (rng.random(n) < 0.6).astype(np.float64)
+        low, high = percentile_ci(bootstrap_means(samples, cell_rng(0, "vt", n)))
+        mean = round(100 * samples.mean(), 2)
+        assert low <= mean <= high, (n, low, mean, high)
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2] > 0
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0], ids=["all-wrong", "all-right"])
+def test_ci_of_a_constant_cell_is_a_point(value):
+    samples = np.full(7, value)
+    assert percentile_ci(bootstrap_means(samples, cell_rng(0, "vt", 4096))) == (100 * value, 100 * value)
+
+
+def test_ci_is_seeded_per_cell(make_run, metric_of):
+    b = make_run()
+    b.add("vt", 4096, [("a", ["a"]), ("b", ["a"]), ("a", ["a"])])
+    b.add("cwe", 4096, [("a", ["a"])])
+    run = load_run(b.path)
+    first = score_run(run, metric_of, seed=3)["vt", 4096].boot
+    np.testing.assert_array_equal(first, score_run(run, metric_of, seed=3)["vt", 4096].boot)
+    assert not np.array_equal(first, score_run(run, metric_of, seed=4)["vt", 4096].boot)
