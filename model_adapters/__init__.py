@@ -4,7 +4,17 @@
 lazily on first use so that `import model_adapters.tokenizers` stays JAX-free.
 """
 
-_LAZY = {}
+_LAZY = {
+    "ModelConfig": "model_adapters.config",
+    "load_config": "model_adapters.config",
+    "RAttentionLM": "model_adapters.model",
+    "load": "model_adapters.checkpoint",
+    "save": "model_adapters.checkpoint",
+    "generate_greedy": "model_adapters.generation",
+    "GenerationResult": "model_adapters.generation",
+    "NonFiniteLogitsError": "model_adapters.generation",
+    "preset_config": "model_adapters.presets",
+}
 
 
 def __getattr__(name):

@@ -1,0 +1,1 @@
+"""Residual linear attention (RLA): reference, chunked plain-JAX and Pallas implementations of one core."""

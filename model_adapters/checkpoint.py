@@ -1,0 +1,96 @@
+"""Checkpoint directories (DESIGN.md section 3): config.json + tokenizer file + params/ (orbax).
+
+    save(model, dir, tokenizer_file=None)   writes the directory (config from model.config)
+    load(dir) -> (model, tokenizer)          validates each piece; a bad one is a one-line UserError
+
+params/ holds the parameter pytree as a plain nested dict (orbax StandardCheckpointer, no pickle); any
+floating dtype is accepted and cast to config.param_dtype at load.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from model_adapters.config import ModelConfig, load_config
+from model_adapters.model import RAttentionLM
+from model_adapters.tokenizers import tokenizer_from_config
+from ruler_tasks.errors import UserError
+from ruler_tasks.files import atomic_write_json
+
+
+def _flat(tree) -> dict[str, object]:
+    """Nested dict -> {"blocks/0/attn/q_proj/kernel": leaf} (keys as strings: orbax stores them so)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf for path, leaf in leaves}
+
+
+def abstract_model(config: ModelConfig):
+    """(graphdef, abstract state) of a model with this config, without allocating parameters."""
+    return nnx.split(nnx.eval_shape(lambda: RAttentionLM(config, rngs=nnx.Rngs(0))))
+
+
+def save(model: RAttentionLM, ckpt_dir: str | Path, *, tokenizer_file: str | Path | None = None) -> Path:
+    """Writes config.json, the tokenizer file (copied in, if given) and params/ into `ckpt_dir`."""
+    ckpt_dir = Path(ckpt_dir).absolute()
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    if tokenizer_file is not None:
+        tokenizer_file = Path(tokenizer_file)
+        shutil.copyfile(tokenizer_file, ckpt_dir / tokenizer_file.name)
+        config = config.replace(tokenizer={**config.tokenizer.to_dict(), "file": tokenizer_file.name})
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(ckpt_dir / "params", params, force=True)
+        ckptr.wait_until_finished()
+    atomic_write_json(ckpt_dir / "config.json", config.to_dict())
+    return ckpt_dir
+
+
+def _restore_params(ckpt_dir: Path) -> dict:
+    params_dir = ckpt_dir / "params"
+    if not params_dir.is_dir():
+        raise UserError(f"{params_dir}: missing; the checkpoint has no parameters (re-save it)")
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            return ckptr.restore(params_dir)
+    except Exception as e:  # orbax/tensorstore raise many types for unreadable data
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UserError(f"{params_dir}: not a readable orbax checkpoint ({type(e).__name__}: {first}); re-save it") from None
+
+
+def load(ckpt_dir: str | Path):
+    """Returns (RAttentionLM, tokenizer) from a checkpoint directory; each bad piece is a UserError."""
+    ckpt_dir = Path(ckpt_dir).absolute()
+    if not ckpt_dir.is_dir():
+        raise UserError(f"{ckpt_dir}: not a directory; pass a checkpoint directory (config.json + params/)")
+    config = load_config(ckpt_dir)
+    tokenizer = tokenizer_from_config(ckpt_dir, config.tokenizer.to_dict())
+    if tokenizer.vocab_size > config.vocab_size:
+        raise UserError(f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} ids > vocab_size {config.vocab_size} in config.json")
+    graphdef, abstract = abstract_model(config)
+    abstract_params = abstract.to_pure_dict()
+    want = _flat(abstract_params)  # in tree-flatten order
+    got = _flat(_restore_params(ckpt_dir))
+    params_dir = ckpt_dir / "params"
+    for name in want:
+        if name not in got:
+            raise UserError(f"{params_dir}: parameter {name} missing; the params do not match config.json")
+    for name in got:
+        if name not in want:
+            raise UserError(f"{params_dir}: unexpected parameter {name}; the params do not match config.json")
+    for name, spec in want.items():
+        if tuple(np.shape(got[name])) != tuple(spec.shape):
+            raise UserError(
+                f"{params_dir}: parameter {name} has shape {tuple(np.shape(got[name]))} but config.json implies "
+                f"{tuple(spec.shape)}; fix config.json or use the matching params"
+            )
+    params = [jnp.asarray(got[name], spec.dtype) for name, spec in want.items()]
+    nnx.replace_by_pure_dict(abstract, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(abstract_params), params))
+    return nnx.merge(graphdef, abstract), tokenizer

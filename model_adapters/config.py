@@ -1,0 +1,144 @@
+"""ModelConfig: the architecture a checkpoint's config.json describes (DESIGN.md sections 3-4), validated.
+
+JAX-free: the checkpoint loader and runners read it before building anything. Every field is checked on
+load; an unknown, missing or ill-typed field is a UserError naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruler_tasks.errors import UserError
+from ruler_tasks.files import read_json
+
+LAYER_KINDS = ("rattention", "swa", "global")
+LOCAL_KINDS = ("rattention", "swa")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """The config.json "tokenizer" entry: type "byte" | "sentencepiece" | "hf", its file in the checkpoint."""
+
+    type: str = "byte"
+    file: str | None = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    d_model: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    mlp_dim: int
+    layer_pattern: tuple[str, ...]  # cycled over the blocks
+    window: int  # SWA sees t - window .. t (window + 1 keys); RLA sees 0 .. t - window - 1
+    max_context: int  # the longest prompt + generation the model accepts
+    rope_theta: float = 10000.0
+    rope_style: str = "interleaved"  # "interleaved" (axlearn) | "half" (Llama)
+    feature_map: str = "softmax"  # "softmax" | "relu"
+    learned_qk_scale: bool = False  # RLA branch reads q * q_scale, k * k_scale ([H, D] each)
+    learned_initial_state: bool = False  # RLA state starts from a learned [Hq, 2D, D] instead of zeros
+    tie_embeddings: bool = True
+    param_dtype: str = "float32"
+    compute_dtype: str = "float32"
+    norm_eps: float = 1e-6
+    bos_id: int | None = None
+    eos_id: int | None = None
+    train_context: int | None = None
+    tokenizer: TokenizerSpec = TokenizerSpec()
+
+    @property
+    def layer_kinds(self) -> tuple[str, ...]:
+        """The kind of each of the num_layers blocks (layer_pattern cycled)."""
+        return tuple(self.layer_pattern[i % len(self.layer_pattern)] for i in range(self.num_layers))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["layer_pattern"] = list(self.layer_pattern)
+        d["tokenizer"] = self.tokenizer.to_dict()
+        return d
+
+    def replace(self, **changes) -> "ModelConfig":
+        return config_from_dict({**self.to_dict(), **changes})
+
+
+_INT_FIELDS = ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim", "mlp_dim", "max_context")
+_BOOL_FIELDS = ("learned_qk_scale", "learned_initial_state", "tie_embeddings")
+_CHOICES = {"rope_style": ("interleaved", "half"), "feature_map": ("softmax", "relu"),
+            "param_dtype": DTYPES, "compute_dtype": DTYPES}
+
+
+def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
+    """Validates a config.json object into a ModelConfig; `source` names the file in error messages."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a JSON object, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    for name in raw:
+        if name not in fields:
+            raise UserError(f"{source}: unknown field {name!r}; remove it (known fields: {', '.join(fields)})")
+    for name, f in fields.items():
+        if f.default is dataclasses.MISSING and name not in raw:
+            raise UserError(f"{source}: missing required field {name!r}")
+
+    def bad(name: str, want: str) -> UserError:
+        return UserError(f"{source}: field {name!r} must be {want}, got {raw[name]!r}")
+
+    def is_int(x) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    values = dict(raw)
+    for name in _INT_FIELDS:
+        if not is_int(raw[name]) or raw[name] <= 0:
+            raise bad(name, "a positive integer")
+    if not is_int(raw["window"]) or raw["window"] < 0:
+        raise bad("window", "a non-negative integer")
+    for name in ("bos_id", "eos_id", "train_context"):
+        if raw.get(name) is not None and (not is_int(raw[name]) or raw[name] < 0):
+            raise bad(name, "a non-negative integer or null")
+    for name in _BOOL_FIELDS:
+        if name in raw and not isinstance(raw[name], bool):
+            raise bad(name, "true or false")
+    for name in ("rope_theta", "norm_eps"):
+        if name in raw:
+            if not isinstance(raw[name], (int, float)) or isinstance(raw[name], bool) or raw[name] <= 0:
+                raise bad(name, "a positive number")
+            values[name] = float(raw[name])
+    for name, choices in _CHOICES.items():
+        if name in raw and raw[name] not in choices:
+            raise bad(name, " | ".join(repr(c) for c in choices))
+    pattern = raw["layer_pattern"]
+    if not isinstance(pattern, list) or not pattern or any(k not in LAYER_KINDS for k in pattern):
+        raise bad("layer_pattern", f"a non-empty list of {' | '.join(repr(k) for k in LAYER_KINDS)}")
+    values["layer_pattern"] = tuple(pattern)
+    if raw["num_heads"] % raw["num_kv_heads"]:
+        raise bad("num_kv_heads", f"a divisor of num_heads ({raw['num_heads']})")
+    if raw["head_dim"] % 2:
+        raise bad("head_dim", "even (RoPE rotates pairs of dimensions)")
+    for name in ("bos_id", "eos_id"):
+        if raw.get(name) is not None and raw[name] >= raw["vocab_size"]:
+            raise bad(name, f"below vocab_size ({raw['vocab_size']})")
+    tok = raw.get("tokenizer", {"type": "byte"})
+    tok_fields = {f.name for f in dataclasses.fields(TokenizerSpec)}
+    if not isinstance(tok, dict) or set(tok) - tok_fields or "type" not in tok:
+        raise bad("tokenizer", f"an object with 'type' and optionally {sorted(tok_fields - {'type'})}")
+    values["tokenizer"] = TokenizerSpec(**tok)
+    return ModelConfig(**values)
+
+
+def load_config(ckpt_dir: str | Path) -> ModelConfig:
+    """Reads and validates `<ckpt_dir>/config.json`."""
+    path = Path(ckpt_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{ckpt_dir}: no config.json; this is not a checkpoint directory (make one with python -m model_adapters.init)")
+    return config_from_dict(read_json(path), source=str(path))

@@ -1,0 +1,268 @@
+"""The RAttention LM in Flax NNX (DESIGN.md section 4): one full-sequence forward and one carried forward.
+
+    tokens [B,T] -> embed -> N x Block -> RMSNorm -> LM head (tied or not) -> logits [B,T,V] float32
+    Block: x + Attention(RMSNorm(x)), then x + SwiGLU(RMSNorm(x))
+
+Attention kinds (`config.layer_pattern`, cycled): "rattention" = SWA on RoPE'd q/k + RLA on raw q/k
+(times learned scales if configured), each through its GroupRMSNorm, summed, then o_proj; "swa" = the
+SWA branch alone; "global" = full causal attention with RoPE.
+
+`__call__` runs a whole sequence (training, parity); `forward_chunk` runs T >= 1 new positions from a
+tuple of per-layer caches (chunked prefill; T == 1 is a decode step and uses the kernels' decode step).
+Left padding: positions < kv_start[b] are pads; RoPE positions count from each row's first real token.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import kernels
+from model_adapters.config import ModelConfig
+from model_adapters.global_attention import (
+    global_attention,
+    global_attention_chunk,
+    global_cache_init,
+    kv_start_or_zeros,
+)
+
+GROUP_NORM_EPS = 1e-8
+
+
+def rope(x, positions, theta: float, style: str):
+    """Rotary embedding. x [B,T,H,D], positions [B,T] int -> [B,T,H,D] (x's dtype, float32 math).
+
+    "interleaved" rotates pairs (x[2i], x[2i+1]) (axlearn); "half" rotates (x[i], x[i + D/2]) (Llama).
+    """
+    head_dim = x.shape[-1]
+    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)  # [D/2]
+    angle = positions.astype(jnp.float32)[:, :, None, None] * inv_freq  # [B,T,1,D/2]
+    sin, cos = jnp.sin(angle), jnp.cos(angle)
+    x32 = x.astype(jnp.float32)
+    if style == "interleaved":
+        x1, x2 = x32[..., 0::2], x32[..., 1::2]
+        out = jnp.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).reshape(x.shape)
+    else:
+        x1, x2 = x32[..., : head_dim // 2], x32[..., head_dim // 2 :]
+        out = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    return out.astype(x.dtype)
+
+
+class RMSNorm(nnx.Module):
+    """x [..., dim] -> x / rms(x) * scale, float32 math, x's dtype out."""
+
+    def __init__(self, dim: int, eps: float, param_dtype):
+        self.eps = eps
+        self.scale = nnx.Param(jnp.ones((dim,), param_dtype))
+
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+class GroupRMSNorm(nnx.Module):
+    """Per-head RMS norm of an attention branch: o [B,T,H,D] -> float32 [B,T,H,D], scale [H, D]."""
+
+    def __init__(self, num_heads: int, head_dim: int, param_dtype):
+        self.scale = nnx.Param(jnp.ones((num_heads, head_dim), param_dtype))
+
+    def __call__(self, o):
+        o32 = o.astype(jnp.float32)
+        y = o32 * jax.lax.rsqrt(jnp.mean(o32 * o32, axis=-1, keepdims=True) + GROUP_NORM_EPS)
+        return y * self.scale[...].astype(jnp.float32)
+
+
+class SwiGLU(nnx.Module):
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        dims = dict(use_bias=False, dtype=jnp.dtype(config.compute_dtype),
+                    param_dtype=jnp.dtype(config.param_dtype), rngs=rngs)
+        self.gate_proj = nnx.Linear(config.d_model, config.mlp_dim, **dims)
+        self.up_proj = nnx.Linear(config.d_model, config.mlp_dim, **dims)
+        self.down_proj = nnx.Linear(config.mlp_dim, config.d_model, **dims)
+
+    def __call__(self, x):
+        """x [B,T,d_model] -> [B,T,d_model]."""
+        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Attention(nnx.Module):
+    """One attention layer of kind "rattention" | "swa" | "global" (DESIGN.md section 4)."""
+
+    def __init__(self, config: ModelConfig, kind: str, *, rngs: nnx.Rngs):
+        self.config = config
+        self.kind = kind
+        c = config
+        dims = dict(use_bias=False, dtype=jnp.dtype(c.compute_dtype), param_dtype=jnp.dtype(c.param_dtype), rngs=rngs)
+        self.q_proj = nnx.Linear(c.d_model, c.num_heads * c.head_dim, **dims)
+        self.k_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **dims)
+        self.v_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **dims)
+        self.o_proj = nnx.Linear(c.num_heads * c.head_dim, c.d_model, **dims)
+        if kind == "rattention":
+            pdt = jnp.dtype(c.param_dtype)
+            self.swa_norm = GroupRMSNorm(c.num_heads, c.head_dim, pdt)
+            self.rla_norm = GroupRMSNorm(c.num_heads, c.head_dim, pdt)
+            if c.learned_qk_scale:
+                self.q_scale = nnx.Param(jnp.ones((c.num_heads, c.head_dim), pdt))
+                self.k_scale = nnx.Param(jnp.ones((c.num_kv_heads, c.head_dim), pdt))
+            if c.learned_initial_state:
+                state_shape = (c.num_heads, 2 * c.head_dim, c.head_dim)
+                self.initial_state = nnx.Param(0.02 * jax.random.normal(rngs.params(), state_shape, jnp.float32))
+
+    def _project(self, x, positions):
+        """x [B,T,d_model] -> (q [B,T,Hq,D], k, v [B,T,Hkv,D]) raw, and RoPE'd q, k."""
+        c = self.config
+        batch, t_len = x.shape[:2]
+        q = self.q_proj(x).reshape(batch, t_len, c.num_heads, c.head_dim)
+        k = self.k_proj(x).reshape(batch, t_len, c.num_kv_heads, c.head_dim)
+        v = self.v_proj(x).reshape(batch, t_len, c.num_kv_heads, c.head_dim)
+        return q, k, v, rope(q, positions, c.rope_theta, c.rope_style), rope(k, positions, c.rope_theta, c.rope_style)
+
+    def _rla_qk(self, q, k):
+        """The RLA branch's inputs: raw q, k, times the learned per-head per-dim scales if configured."""
+        if not self.config.learned_qk_scale:
+            return q, k
+        return (q * self.q_scale[...].astype(q.dtype), k * self.k_scale[...].astype(k.dtype))
+
+    def _initial_state(self):
+        """[Hq, 2D, D] float32 or None (zeros)."""
+        return self.initial_state[...] if self.config.learned_initial_state else None
+
+    def _output(self, o_swa, o_rla=None):
+        """Branch outputs [B,T,Hq,D] -> [B,T,d_model]: GroupRMSNorm mix for rattention, then o_proj."""
+        o = o_swa if o_rla is None else self.swa_norm(o_swa) + self.rla_norm(o_rla)
+        batch, t_len = o.shape[:2]
+        return self.o_proj(o.astype(jnp.dtype(self.config.compute_dtype)).reshape(batch, t_len, -1))
+
+    def __call__(self, x, positions, *, kv_start=None, impl=None):
+        """Whole sequence: x [B,T,d_model], positions [B,T] -> [B,T,d_model]."""
+        c = self.config
+        q, k, v, q_rot, k_rot = self._project(x, positions)
+        if self.kind == "global":
+            return self._output(global_attention(q_rot, k_rot, v, kv_start=kv_start))
+        o_swa = kernels.sliding_window_attention(q_rot, k_rot, v, window=c.window, kv_start=kv_start, impl=impl)
+        if self.kind == "swa":
+            return self._output(o_swa)
+        q_rla, k_rla = self._rla_qk(q, k)
+        init = self._initial_state()
+        if init is not None:
+            init = jnp.broadcast_to(init, (x.shape[0], *init.shape))
+        o_rla, _ = kernels.residual_linear_attention(
+            q_rla, k_rla, v, window=c.window, feature_map=c.feature_map, initial_state=init,
+            kv_start=kv_start, impl=impl,
+        )
+        return self._output(o_swa, o_rla)
+
+    def init_cache(self, batch: int, max_len: int):
+        """The carried state: a KV cache of max_len positions (global) or the kernels' window caches."""
+        c = self.config
+        dtype = jnp.dtype(c.compute_dtype)
+        if self.kind == "global":
+            return global_cache_init(batch, max_len, c.num_kv_heads, c.head_dim, dtype)
+        if self.kind == "swa":
+            return kernels.swa_cache_init(batch, c.window, c.num_kv_heads, c.head_dim, dtype)
+        return kernels.rattention_cache_init(
+            batch, c.window, c.num_heads, c.num_kv_heads, c.head_dim, dtype, initial_state=self._initial_state()
+        )
+
+    def forward_chunk(self, x, positions, cache, *, kv_start=None, impl=None):
+        """The next T positions from `cache`: x [B,T,d_model] -> ([B,T,d_model], cache). T == 1 decodes."""
+        c = self.config
+        q, k, v, q_rot, k_rot = self._project(x, positions)
+        if self.kind == "global":
+            o, cache = global_attention_chunk(q_rot, k_rot, v, cache, kv_start=kv_start)
+            return self._output(o), cache
+        local = dict(window=c.window, kv_start=kv_start, impl=impl)
+        step = x.shape[1] == 1
+        if self.kind == "swa":
+            if step:
+                o, cache = kernels.sliding_window_decode_step(q_rot[:, 0], k_rot[:, 0], v[:, 0], cache, **local)
+                return self._output(o[:, None]), cache
+            o, cache = kernels.sliding_window_attention_chunk(q_rot, k_rot, v, cache, **local)
+            return self._output(o), cache
+        q_rla, k_rla = self._rla_qk(q, k)
+        if step:
+            o_swa, o_rla, cache = kernels.rattention_decode_step(
+                q_rot[:, 0], k_rot[:, 0], q_rla[:, 0], k_rla[:, 0], v[:, 0], cache,
+                feature_map=c.feature_map, **local,
+            )
+            return self._output(o_swa[:, None], o_rla[:, None]), cache
+        o_swa, o_rla, cache = kernels.rattention_chunk(
+            q_rot, k_rot, q_rla, k_rla, v, cache, feature_map=c.feature_map, **local
+        )
+        return self._output(o_swa, o_rla), cache
+
+
+class Block(nnx.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig, kind: str, *, rngs: nnx.Rngs):
+        pdt = jnp.dtype(config.param_dtype)
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps, pdt)
+        self.attn = Attention(config, kind, rngs=rngs)
+        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps, pdt)
+        self.mlp = SwiGLU(config, rngs=rngs)
+
+    def __call__(self, x, positions, *, kv_start=None, impl=None):
+        x = x + self.attn(self.attn_norm(x), positions, kv_start=kv_start, impl=impl)
+        return x + self.mlp(self.mlp_norm(x))
+
+    def forward_chunk(self, x, positions, cache, *, kv_start=None, impl=None):
+        h, cache = self.attn.forward_chunk(self.attn_norm(x), positions, cache, kv_start=kv_start, impl=impl)
+        x = x + h
+        return x + self.mlp(self.mlp_norm(x)), cache
+
+
+def rope_positions(first_pos, t_len: int, kv_start, batch: int):
+    """[B,T] int32 RoPE positions of absolute positions first_pos .. first_pos+T-1, counted from kv_start[b]."""
+    absolute = first_pos + jnp.arange(t_len, dtype=jnp.int32)
+    return jnp.maximum(absolute[None, :] - kv_start_or_zeros(kv_start, batch)[:, None], 0)
+
+
+class RAttentionLM(nnx.Module):
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        cdt, pdt = jnp.dtype(config.compute_dtype), jnp.dtype(config.param_dtype)
+        self.embed = nnx.Embed(config.vocab_size, config.d_model, dtype=cdt, param_dtype=pdt, rngs=rngs)
+        self.blocks = nnx.List([Block(config, kind, rngs=rngs) for kind in config.layer_kinds])
+        self.final_norm = RMSNorm(config.d_model, config.norm_eps, pdt)
+        if not config.tie_embeddings:
+            self.lm_head = nnx.Linear(config.d_model, config.vocab_size, use_bias=False, dtype=cdt,
+                                      param_dtype=pdt, rngs=rngs)
+
+    def _logits(self, x):
+        """x [B,T,d_model] -> logits [B,T,V] float32."""
+        x = self.final_norm(x)
+        logits = self.embed.attend(x) if self.config.tie_embeddings else self.lm_head(x)
+        return logits.astype(jnp.float32)
+
+    def __call__(self, tokens, *, kv_start=None, impl=None):
+        """Whole-sequence forward: tokens [B,T] int -> logits [B,T,V] float32 (left pads before kv_start)."""
+        batch, t_len = tokens.shape
+        positions = rope_positions(0, t_len, kv_start, batch)
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, positions, kv_start=kv_start, impl=impl)
+        return self._logits(x)
+
+    def init_caches(self, batch: int, max_len: int) -> tuple:
+        """One cache per block; global layers hold max_len positions, local layers only their window."""
+        return tuple(block.attn.init_cache(batch, max_len) for block in self.blocks)
+
+    def forward_chunk(self, tokens, caches: tuple, *, kv_start=None, impl=None):
+        """The next T positions: tokens [B,T] -> (logits [B,T,V] f32, caches, nan_per_layer [num_layers] bool).
+
+        nan_per_layer[i] says block i's output holds a NaN at a real (non-pad) position.
+        """
+        batch, t_len = tokens.shape
+        first_pos = caches[0].pos
+        positions = rope_positions(first_pos, t_len, kv_start, batch)
+        real = (first_pos + jnp.arange(t_len))[None, :] >= kv_start_or_zeros(kv_start, batch)[:, None]  # [B,T]
+        x = self.embed(tokens)
+        new_caches, nan_flags = [], []
+        for block, cache in zip(self.blocks, caches):
+            x, cache = block.forward_chunk(x, positions, cache, kv_start=kv_start, impl=impl)
+            new_caches.append(cache)
+            nan_flags.append(jnp.any(jnp.isnan(x) & real[:, :, None]))
+        return self._logits(x), tuple(new_caches), jnp.stack(nan_flags)

@@ -1,0 +1,45 @@
+"""Named architectures for `python -m model_adapters.init --preset NAME`.
+
+The tiny-* presets are sized so that the tests run in seconds on one CPU core; they share everything
+but the layer pattern so that their outputs compare kind against kind. bench-* presets are for
+benchmarks only.
+"""
+
+from __future__ import annotations
+
+from model_adapters.config import ModelConfig, config_from_dict
+from ruler_tasks.errors import UserError
+
+_TINY = dict(
+    vocab_size=258, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, mlp_dim=64,
+    window=16, max_context=131072, train_context=256, bos_id=256, eos_id=257,
+    learned_qk_scale=True, learned_initial_state=True, tokenizer={"type": "byte"},
+)
+
+_BENCH_1B = dict(
+    vocab_size=32768, d_model=2048, num_layers=16, num_heads=16, num_kv_heads=4, head_dim=128, mlp_dim=8192,
+    window=512, max_context=131072, train_context=4096, bos_id=256, eos_id=257,
+    learned_qk_scale=True, tokenizer={"type": "byte"},
+    layer_pattern=["rattention", "rattention", "rattention", "global"],
+)
+
+PRESETS: dict[str, dict] = {
+    "tiny-rattention": {**_TINY, "layer_pattern": ["rattention", "global"]},
+    "tiny-swa": {**_TINY, "layer_pattern": ["swa", "global"]},
+    "tiny-full": {**_TINY, "layer_pattern": ["global"]},
+    "tiny-rattention-half-relu": {
+        **_TINY, "layer_pattern": ["rattention"], "rope_style": "half", "feature_map": "relu",
+        "tie_embeddings": False, "num_kv_heads": 4, "num_layers": 1,
+    },
+    # A mid-size model for the decode benchmark on small hosts (CPU): same shape rules as bench-1b.
+    "bench-mid": {**_BENCH_1B, "d_model": 512, "num_layers": 4, "num_heads": 8, "num_kv_heads": 2,
+                  "head_dim": 64, "mlp_dim": 1024, "window": 256},
+    "bench-1b": {**_BENCH_1B},
+    "bench-1b-swa": {**_BENCH_1B, "layer_pattern": ["swa", "swa", "swa", "global"]},
+}
+
+
+def preset_config(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; pick one of: {', '.join(PRESETS)}")
+    return config_from_dict(PRESETS[name], source=f"preset {name}")

@@ -1,0 +1,78 @@
+"""save -> load round trip and each bad-checkpoint case's one-line error."""
+
+import json
+import shutil
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from model_adapters.checkpoint import load, save
+from model_adapters.config import config_from_dict
+from model_adapters.presets import PRESETS
+from ruler_tasks.errors import UserError
+from tests.model_adapters.tiny_models import full_logits, perturbed_model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = perturbed_model("tiny-full")
+    return model, save(model, tmp_path_factory.mktemp("ckpt") / "tiny-full")
+
+
+def test_save_then_load_gives_identical_logits(saved):
+    model, path = saved
+    loaded, tokenizer = load(path)
+    assert loaded.config == model.config
+    tokens = jnp.asarray([tokenizer.encode("a checkpoint round trip")], jnp.int32)
+    before = full_logits(*nnx.split(model), tokens)
+    after = full_logits(*nnx.split(loaded), tokens)
+    np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+
+
+def _edit_config(path: Path, **changes):
+    cfg = json.loads((path / "config.json").read_text())
+    cfg.update(changes)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def _corrupt_params(path: Path):
+    for f in (path / "params").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+
+
+BAD_CASES = {
+    "not-a-directory": (lambda p: shutil.rmtree(p) or p.write_text("x"), "not a directory"),
+    "no-config": (lambda p: (p / "config.json").unlink(), "no config.json"),
+    "unknown-field": (lambda p: _edit_config(p, n_layerz=3), "unknown field 'n_layerz'"),
+    "bad-value": (lambda p: _edit_config(p, rope_style="spiral"), "field 'rope_style'"),
+    "shape-mismatch": (lambda p: _edit_config(p, d_model=48), "has shape"),
+    "missing-layer": (lambda p: _edit_config(p, num_layers=3), "parameter blocks/2"),
+    "missing-tokenizer": (
+        lambda p: _edit_config(p, tokenizer={"type": "sentencepiece", "file": "tok.model"}), "tokenizer file missing"
+    ),
+    "missing-params": (lambda p: shutil.rmtree(p / "params"), "params: missing"),
+    "corrupt-params": (_corrupt_params, "not a readable orbax checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_checkpoint_gives_one_line_error(saved, tmp_path, case):
+    breaker, expected = BAD_CASES[case]
+    path = tmp_path / "ckpt"
+    shutil.copytree(saved[1], path)
+    breaker(path)
+    with pytest.raises(UserError) as err:
+        load(path)
+    message = str(err.value)
+    assert expected in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_are_valid_configs(preset):
+    config = config_from_dict(PRESETS[preset])
+    assert config_from_dict(config.to_dict()) == config
+    assert len(config.layer_kinds) == config.num_layers
