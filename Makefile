@@ -41,16 +41,20 @@ THRESHOLD ?= 85.6
 report:
 	$(PY) -m reports.build $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD)
 
+# Benchmarks write JSON under bench/results/. BENCH_ARGS passes flags through, e.g. on a CPU:
+#   make bench-kernels BENCH_ARGS="--lengths 1024,4096 --heads 4 --skip-full"
+#   make bench-decode BENCH_ARGS=--small
+BENCH_ARGS ?=
 bench: bench-prepare bench-kernels bench-decode bench-eval
 
 bench-prepare:
-	$(PY) -m runners.bench_prepare
+	$(PY) -m runners.bench_prepare $(BENCH_ARGS)
 
 bench-kernels:
-	$(PY) -m runners.bench_kernels
+	$(PY) -m runners.bench_kernels $(BENCH_ARGS)
 
 bench-decode:
-	$(PY) -m runners.bench_decode
+	$(PY) -m runners.bench_decode $(BENCH_ARGS)
 
 bench-eval:
-	$(PY) -m runners.bench_eval
+	$(PY) -m runners.bench_eval $(BENCH_ARGS)
