@@ -1,0 +1,152 @@
+"""Needle in a haystack (RULER's niah.py): all eight NIAH tasks are this generator with other args.
+
+Keys and values are drawn (`type_needle_k`, `type_needle_v`: numbers | uuids | words), each key gets
+`num_needle_v` values, one needle sentence per (key, value), shuffled; `num_needle_q` keys are asked
+for. Haystacks: "essay" (corpus sentences from the start, needles at depths drawn without replacement
+from RULER's 40 depths), "noise" (RULER's filler line repeated; "repeat" is its older name) and
+"needle" (distractor needles with random keys), needles at random distinct lines for the last two.
+meta: haystack kind and size, needle depths as fractions, estimated needle token offsets in the
+prompt, queried keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ruler_tasks import haystacks
+from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.errors import UserError
+from ruler_tasks.length_fit import count_pieces, count_tokens, fit
+from ruler_tasks.registry import register_generator
+from ruler_tasks.templates import NIAH_ANSWER_PREFIX, NIAH_NEEDLE, NIAH_TEMPLATE, singular
+from ruler_tasks.words import check_kind, distinct_values
+
+HAYSTACK_KINDS = ("essay", "noise", "repeat", "needle")
+
+
+@register_generator("niah")
+class Niah(TaskGenerator):
+    version = "1"
+    tokens_to_generate = 128
+    metric = "string_match_all"
+
+    def __init__(
+        self,
+        *,
+        type_haystack: str = "essay",
+        type_needle_k: str = "words",
+        type_needle_v: str = "numbers",
+        num_needle_k: int = 1,
+        num_needle_v: int = 1,
+        num_needle_q: int = 1,
+    ):
+        if type_haystack not in HAYSTACK_KINDS:
+            raise UserError(f"type_haystack: {type_haystack!r} is not one of {', '.join(HAYSTACK_KINDS)}")
+        check_kind(type_needle_k, "type_needle_k")
+        check_kind(type_needle_v, "type_needle_v")
+        for field, v in (("num_needle_k", num_needle_k), ("num_needle_v", num_needle_v), ("num_needle_q", num_needle_q)):
+            if not isinstance(v, int) or v < 1:
+                raise UserError(f"{field}: must be a positive integer, got {v!r}")
+        if type_haystack == "essay" and num_needle_v * max(num_needle_k, num_needle_q) > len(haystacks.DEPTHS):
+            raise UserError(f"at most {len(haystacks.DEPTHS)} needles fit RULER's essay depths")
+        self.type_haystack = "noise" if type_haystack == "repeat" else type_haystack
+        self.type_needle_k = type_needle_k
+        self.type_needle_v = type_needle_v
+        self.num_needle_k = max(num_needle_k, num_needle_q)  # RULER: every queried key exists
+        self.num_needle_v = num_needle_v
+        self.num_needle_q = num_needle_q
+
+    def _frame(self, ctx: Context, query: str) -> PromptFrame:
+        template, answer_prefix, kind = NIAH_TEMPLATE, NIAH_ANSWER_PREFIX, self.type_needle_v
+        if self.num_needle_q * self.num_needle_v == 1:
+            template, answer_prefix, kind = singular(template), singular(answer_prefix), kind[:-1]
+        return PromptFrame.build(ctx, template, answer_prefix, type_needle_v=kind, query=query)
+
+    def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
+        keys = distinct_values(self.type_needle_k, rng, self.num_needle_k)
+        values = distinct_values(self.type_needle_v, rng, self.num_needle_k * self.num_needle_v)
+        pairs = [(k, values[i * self.num_needle_v + j]) for i, k in enumerate(keys) for j in range(self.num_needle_v)]
+        order = rng.permutation(len(pairs))
+        needles = [NIAH_NEEDLE.format(type_needle_v=self.type_needle_v, key=pairs[i][0], value=pairs[i][1]) for i in order]
+        asked = [int(i) for i in rng.choice(self.num_needle_k, size=self.num_needle_q, replace=False)]
+        queries = [keys[i] for i in asked]
+        answers = [values[i * self.num_needle_v + j] for i in asked for j in range(self.num_needle_v)]
+        query = ", ".join(queries[:-1]) + ", and " + queries[-1] if len(queries) > 1 else queries[0]
+
+        frame = self._frame(ctx, query)
+        sep = " " if self.type_haystack == "essay" else "\n"
+        needle_counts = count_pieces(ctx.tokenizer, [sep + n for n in needles])
+        fixed = count_tokens(ctx.tokenizer, frame.prompt("")) + int(needle_counts.sum())
+        what = f"niah ({self.type_haystack} haystack) at length {ctx.length}"
+        if self.type_haystack == "essay":
+            fitted, pos, offsets = self._fit_essay(ctx, rng, frame, needles, fixed, needle_counts, what)
+        else:
+            fitted, pos, offsets = self._fit_lines(ctx, rng, frame, needles, fixed, needle_counts, keys, what)
+        head = count_tokens(ctx.tokenizer, frame.head)
+        meta = {
+            "haystack": self.type_haystack,
+            "haystack_pieces": fitted.n,
+            "needle_depths": pos,
+            "needle_token_positions": [head + o for o in offsets],
+            "needles": needles,
+            "queries": queries,
+        }
+        prompt = fitted.text
+        return Sample(
+            prompt[: len(prompt) - len(frame.answer_prefix)],
+            frame.answer_prefix,
+            answers,
+            fitted.tokens + ctx.tokens_to_generate,
+            meta,
+        )
+
+    def _fit_essay(self, ctx, rng, frame, needles, fixed, needle_counts, what):
+        """Needles between sentences of the first n corpus words, at RULER's depths (n searched)."""
+        hay = haystacks.essay(ctx.tokenizer, ctx.budget, ctx.options.get("haystack"))
+        depths = sorted(haystacks.DEPTHS[i] for i in rng.choice(len(haystacks.DEPTHS), size=len(needles), replace=False))
+
+        def layout(n: int) -> tuple[list[str], list[int]]:
+            sentences = hay.sentences(n)
+            return sentences, [int(len(sentences) * d / 100) for d in depths]
+
+        def build(n: int) -> str:
+            sentences, positions = layout(n)
+            return frame.prompt(haystacks.join_with_inserts(sentences, positions, needles, " "))
+
+        fitted = fit(
+            build=build,
+            estimate=lambda n: fixed + int(hay.cum[n]),
+            n_min=0,
+            n_max=len(hay) - 1,
+            budget=ctx.budget,
+            tokenizer=ctx.tokenizer,
+            what=what,
+        )
+        _, positions = layout(fitted.n)
+        offsets = np.concatenate([[0], np.cumsum(needle_counts)[:-1]])
+        token_offsets = [int(hay.cum[hay.word_offset(p)] + o) for p, o in zip(positions, offsets)]
+        return fitted, [d / 100 for d in depths], token_offsets
+
+    def _fit_lines(self, ctx, rng, frame, needles, fixed, needle_counts, keys, what):
+        """Needles at random distinct lines of n noise lines or distractor needles (n searched)."""
+        if self.type_haystack == "noise":
+            pieces = haystacks.noise_pieces(ctx.tokenizer, ctx.budget)
+        else:
+            pieces = haystacks.needle_pieces(
+                ctx.tokenizer, ctx.budget, rng, self.type_needle_k, self.type_needle_v, frozenset(keys)
+            )
+        seed = int(rng.integers(2**63))
+        fitted = fit(
+            build=lambda n: frame.prompt(
+                haystacks.assemble(pieces, n, haystacks.line_positions(seed, n, len(needles)), needles)
+            ),
+            estimate=lambda n: fixed + int(pieces.cum[n]),
+            n_min=len(needles),
+            n_max=len(pieces),
+            budget=ctx.budget,
+            tokenizer=ctx.tokenizer,
+            what=what,
+        )
+        positions = haystacks.line_positions(seed, fitted.n, len(needles))
+        depths = [round(p / fitted.n, 4) for p in positions]
+        return fitted, depths, haystacks.insert_token_offsets(pieces, positions, needle_counts)

@@ -1,0 +1,96 @@
+"""Every non-QA task: length fit, gold answers in the prompt, determinism, RULER's prompt strings."""
+
+import numpy as np
+import pytest
+
+from ruler_tasks.base import Context
+from ruler_tasks.chat_templates import resolve_chat_template
+from ruler_tasks.files import jsonl_line
+from ruler_tasks.length_fit import count_tokens
+from ruler_tasks.registry import load_registry
+
+REGISTRY = load_registry()
+SYNTHETIC = [n for n in REGISTRY.names() if not REGISTRY.get(n).needs_data]
+CASES = (
+    [("byte", L, t) for L in (4096, 16384) for t in SYNTHETIC]
+    + [("bpe", L, t) for L in (1024, 4096) for t in SYNTHETIC]
+    + [("byte", 131072, t) for t in ("niah_single_2", "niah_multikey_3", "vt", "cwe", "fwe")]
+    + [("bpe", 32768, t) for t in ("niah_multiquery", "niah_multikey_2", "cwe")]
+)
+
+
+def generate(task_name, tokenizer, length, seed=0, count=2, chat="base"):
+    task = REGISTRY.get(task_name)
+    ctx = Context(length, task.tokens_to_generate, tokenizer, resolve_chat_template(chat))
+    return task, task.generator.generate(ctx, np.random.default_rng(seed), count)
+
+
+@pytest.mark.parametrize("tok,length,task_name", CASES, ids=[f"{t}-{k}-{L}" for k, L, t in CASES])
+def test_fits_target_and_contains_gold(tokenizers_by_name, tok, length, task_name):
+    tokenizer = tokenizers_by_name[tok]
+    task, samples = generate(task_name, tokenizer, length)
+    for s in samples:
+        measured = count_tokens(tokenizer, s.input + s.answer_prefix) + task.tokens_to_generate
+        assert s.length == measured, "recorded length must be the tokenized prompt + tokens_to_generate"
+        assert 0.95 * length <= s.length <= length, f"fill {s.length / length:.3f}"
+        assert s.outputs and all(o in s.input for o in s.outputs)
+        assert s.answer_prefix and not s.input.endswith(s.answer_prefix)
+
+
+@pytest.mark.parametrize("task_name", SYNTHETIC)
+def test_same_seed_same_bytes_other_seed_differs(tokenizers_by_name, task_name):
+    byte = tokenizers_by_name["byte"]
+    lines = lambda seed: [jsonl_line(s.__dict__) for s in generate(task_name, byte, 4096, seed)[1]]  # noqa: E731
+    first = lines(1)
+    assert first == lines(1)
+    assert first != lines(2)
+    assert first[0] != first[1], "two samples of one file must differ"
+
+
+def test_singular_template_and_answer_prefix(tokenizers_by_name):
+    _, (s, _) = generate("niah_single_1", tokenizers_by_name["byte"], 4096)
+    assert s.input.startswith("A special magic number is hidden within the following text.")
+    assert s.answer_prefix.startswith(" The special magic number for ") and s.answer_prefix.endswith(" is")
+    _, (m, _) = generate("niah_multivalue", tokenizers_by_name["byte"], 4096)
+    assert m.input.startswith("Some special magic numbers are hidden") and m.answer_prefix.endswith(" are")
+
+
+@pytest.mark.parametrize("task_name", ["niah_single_1", "niah_multikey_1", "niah_multikey_2"])
+def test_needle_meta_points_at_needles(tokenizers_by_name, task_name):
+    _, samples = generate(task_name, tokenizers_by_name["byte"], 8192)
+    for s in samples:
+        raw = s.input.encode()
+        depths = s.meta["needle_depths"]
+        assert all(0.0 <= d <= 1.0 for d in depths) and len(depths) == len(s.meta["needles"])
+        for pos in s.meta["needle_token_positions"]:
+            assert raw[pos:].startswith(b"One of the special magic numbers for "), "byte offsets are exact"
+
+
+def test_multikey_answers_only_for_the_queried_key(tokenizers_by_name):
+    _, samples = generate("niah_multikey_1", tokenizers_by_name["byte"], 4096)
+    for s in samples:
+        assert len(s.meta["needles"]) == 4 and len(s.outputs) == 1
+        assert f"for {s.meta['queries'][0]} is: {s.outputs[0]}." in s.input
+
+
+def test_chat_template_wraps_input_and_counts(tokenizers_by_name):
+    task, (s, _) = generate("vt", tokenizers_by_name["byte"], 4096, chat="meta-chat")
+    assert s.input.startswith("[INST] Memorize and track") and s.input.endswith(" [/INST]")
+    assert s.input.count("Memorize and track the chain(s)") == 2, "one-shot example, then the task"
+    assert s.answer_prefix.startswith(" Answer: According to the chain(s) of variable assignment")
+
+
+def test_fwe_gold_are_ranks_two_to_four(tokenizers_by_name):
+    _, (s,) = generate("fwe", tokenizers_by_name["byte"], 8192, count=1)
+    words = s.input.split("coded words. ", 1)[1].split("\nQuestion:")[0].split(" ")
+    ranked = sorted(set(words), key=lambda w: -words.count(w))
+    assert ranked[0] == "..." and ranked[1:4] == s.outputs
+
+
+def test_cwe_gold_are_the_ten_common_words(tokenizers_by_name):
+    _, (s,) = generate("cwe", tokenizers_by_name["bpe"], 4096, count=1)
+    body = s.input.rsplit("Memorize the ones that appear most often.\n", 1)[1].split("\nQuestion:")[0]
+    words = [w for i, w in enumerate(body.split(" ")) if i % 2 == 1]
+    counts = {w: words.count(w) for w in set(words)}
+    assert len(set(s.outputs)) == 10 and set(s.outputs) <= set(counts)
+    assert min(counts[w] for w in s.outputs) > max(c for w, c in counts.items() if w not in s.outputs)
