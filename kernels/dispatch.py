@@ -3,7 +3,7 @@
 `impl` is "reference" | "xla" | "pallas" | None; "cudnn" is also accepted for full-sequence SWA.
 None walks the backend's ordered table below and takes the first implementation that accepts the call
 (each declining one logs why). "pallas" means the TPU (Mosaic) kernel on TPU and in TPU interpret mode
-on CPU; on GPU it is declined (no GPU kernel yet: SWA goes to cuDNN, the rest to xla). Decode steps have one fused jnp step for every impl but "reference".
+on CPU, and the GPU (Triton) kernel on GPU (its generic interpret mode is exercised by the tests). Decode steps have one fused jnp step for every impl but "reference".
 """
 
 from __future__ import annotations
@@ -36,19 +36,24 @@ IMPLS = ("reference", "xla", "pallas", "cudnn")
 
 # Ordered candidates for impl=None, per op and backend (jax.default_backend()).
 AUTO = {
-    "rla": {"tpu": ("pallas", "xla"), "gpu": ("xla",), "cpu": ("xla",)},
-    "swa": {"tpu": ("pallas", "xla"), "gpu": ("cudnn", "xla"), "cpu": ("xla",)},
-    "swa_chunk": {"tpu": ("pallas", "xla"), "gpu": ("xla",), "cpu": ("xla",)},
+    "rla": {"tpu": ("pallas", "xla"), "gpu": ("pallas", "xla"), "cpu": ("xla",)},
+    "swa": {"tpu": ("pallas", "xla"), "gpu": ("cudnn", "pallas", "xla"), "cpu": ("xla",)},
+    "swa_chunk": {"tpu": ("pallas", "xla"), "gpu": ("pallas", "xla"), "cpu": ("xla",)},
 }
 
 
 def _pallas_module(op: str):
-    """The TPU (Mosaic) kernels; on CPU they run in TPU interpret mode."""
-    if op == "rla":
-        from kernels.linear_attention import pallas_tpu
+    """The GPU (Triton) kernels on GPU; else the TPU (Mosaic) kernels, which run in TPU interpret mode on CPU."""
+    if jax.default_backend() == "gpu":
+        if op == "rla":
+            from kernels.linear_attention import pallas_gpu as module
+        else:
+            from kernels.sliding_window import pallas_gpu as module
+    elif op == "rla":
+        from kernels.linear_attention import pallas_tpu as module
     else:
-        from kernels.sliding_window import pallas_tpu
-    return pallas_tpu
+        from kernels.sliding_window import pallas_tpu as module
+    return module
 
 
 def _decline_reason(op: str, name: str, q, k, kv_start, window: int) -> str | None:
@@ -65,8 +70,6 @@ def _decline_reason(op: str, name: str, q, k, kv_start, window: int) -> str | No
         if q.dtype not in (jnp.bfloat16, jnp.float16) or q.shape[-1] % 8 or q.shape[-1] > 128:
             return f"cuDNN needs bf16/f16 and D % 8 == 0, D <= 128 (got {q.dtype}, D={q.shape[-1]})"
         return None
-    if jax.default_backend() == "gpu":
-        return "no GPU Pallas kernel yet (the Mosaic GPU kernels are not built; see kernels/README.md)"
     return _pallas_module(op).decline_reason(q, k, window)
 
 

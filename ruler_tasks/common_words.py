@@ -2,16 +2,21 @@
 
 The vocabulary is wonderwords' nouns, adjectives and verbs. A sample takes `num_words` distinct words:
 `num_cw` common ones repeated `freq_cw` times, the rest `freq_ucw` times, shuffled and numbered
-"1. w 2. w ...". Below 4K tokens RULER lowers the counts (6 and 1) and the one-shot example's
-(20 words, 3 and 1; otherwise 40 words, 10 and 3); we also use those small settings when the full
-ones cannot fit at all (a byte tokenizer at 4K: RULER's threshold assumes ~4 characters a token). The example is the task with its answer appended
-directly after the answer prefix, as RULER writes it, followed by a newline.
+"1. w 2. w ...". The example is the task with its answer appended directly after the answer prefix,
+as RULER writes it, followed by a newline. Settings (`LADDER`), the first that fits is used:
+1. RULER's at 4K and above: the configured counts, an example of 40 words (10 and 3 repeats);
+2. RULER's below 4K: counts 6 and 1, an example of 20 words (3 and 1);
+3. below what RULER generates (1K-2K, or a byte tokenizer, ~1 character a token where RULER's 4K
+   threshold assumes ~4): counts 3 and 1 with an example of 12 words (2 and 1);
+4. counts 2 and 1 with no example (at 1K a byte tokenizer has no room for one).
+The common words still outnumber the others in every setting; meta records which one was used.
 The length search is over `num_words`, capped by the vocabulary (about 8.7K words), as in RULER.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +28,24 @@ from ruler_tasks.templates import CWE_ANSWER_PREFIX, CWE_TEMPLATE
 from ruler_tasks.words import wonderwords_list
 
 SMALL_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Repeats of common / other words in the task (None: the configured ones) and the one-shot
+    example's (words, common repeats, other repeats), None for no example."""
+
+    name: str
+    task: tuple[int, int] | None
+    example: tuple[int, int, int] | None
+
+
+LADDER = (
+    Setting("ruler", None, (40, 10, 3)),
+    Setting("ruler_small", (6, 1), (20, 3, 1)),
+    Setting("smaller", (3, 1), (12, 2, 1)),
+    Setting("no_example", (2, 1), None),
+)
 
 
 @functools.cache
@@ -48,7 +71,7 @@ def numbered(words: list[str]) -> str:
 
 @register_generator("common_words_extraction")
 class CommonWords(TaskGenerator):
-    version = "1"
+    version = "2"
     tokens_to_generate = 120
     metric = "string_match_all"
 
@@ -64,23 +87,29 @@ class CommonWords(TaskGenerator):
         return [items[i] for i in order]
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
-        if ctx.length >= SMALL_LENGTH:
+        ladder = LADDER if ctx.length >= SMALL_LENGTH else LADDER[1:]
+        for setting in ladder[:-1]:
             try:
-                return self._sample(ctx, rng, small=False)
+                return self._sample(ctx, rng, setting)
             except UserError:
-                pass  # RULER's 4K threshold assumes ~4 characters a token: use its small settings instead
-        return self._sample(ctx, rng, small=True)
+                pass  # too long for this length: the next, smaller setting
+        return self._sample(ctx, rng, ladder[-1])
 
-    def _sample(self, ctx: Context, rng: np.random.Generator, small: bool) -> Sample:
+    def _prelude(self, rng: np.random.Generator, example: tuple[int, int, int] | None) -> str:
+        """The one-shot example: a task with its answer (empty for none)."""
+        if example is None:
+            return ""
         vocab = vocabulary()
-        ex_words, ex_cw, ex_ucw = (20, 3, 1) if small else (40, 10, 3)
-        freq_cw, freq_ucw = (6, 1) if small else (self.freq_cw, self.freq_ucw)
-
+        ex_words, ex_cw, ex_ucw = example
         ex = [vocab[i] for i in rng.choice(len(vocab), size=ex_words, replace=False)]
         ex_list = self._word_list(ex, ex_cw, ex_ucw, int(rng.integers(2**63)))
         head, tail = CWE_TEMPLATE.split("{context}")
-        prelude = head + numbered(ex_list) + tail + CWE_ANSWER_PREFIX + numbered(ex[: self.num_cw]) + "\n"
-        frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX, prelude=prelude)
+        return head + numbered(ex_list) + tail + CWE_ANSWER_PREFIX + numbered(ex[: self.num_cw]) + "\n"
+
+    def _sample(self, ctx: Context, rng: np.random.Generator, setting: Setting) -> Sample:
+        vocab = vocabulary()
+        freq_cw, freq_ucw = setting.task or (self.freq_cw, self.freq_ucw)
+        frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX, prelude=self._prelude(rng, setting.example))
 
         perm = rng.permutation(len(vocab))
         words = [vocab[i] for i in perm]
@@ -106,5 +135,5 @@ class CommonWords(TaskGenerator):
             what=f"cwe at length {ctx.length}",
         )
         context = numbered(self._word_list(words[: fitted.n], freq_cw, freq_ucw, seed))
-        meta = {"num_words": fitted.n, "freq_cw": freq_cw, "freq_ucw": freq_ucw, "small_settings": small}
+        meta = {"num_words": fitted.n, "freq_cw": freq_cw, "freq_ucw": freq_ucw, "setting": setting.name}
         return Sample(frame.input(context), frame.answer_prefix, words[: self.num_cw], fitted.tokens + ctx.tokens_to_generate, meta)

@@ -91,27 +91,37 @@ def split_sentences(text: str) -> list[str]:
     return PunktSentenceTokenizer(trainer.get_params()).tokenize(text)
 
 
+def cache_path(text: str) -> Path:
+    """Where the sentences of `text` (normalized) are cached: keyed by the text and the nltk version."""
+    key = hashlib.sha256(f"{metadata.version('nltk')}\n{text}".encode()).hexdigest()[:24]
+    return _cache_dir() / f"sentences-{key}.json"
+
+
+def cached_split(text: str) -> list[str]:
+    """`split_sentences(text)`, read from the disk cache when a valid entry is there; otherwise computed
+    and written atomically (a damaged or foreign entry is ignored and replaced)."""
+    cache = cache_path(text)
+    try:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if isinstance(cached, list) and cached and all(isinstance(s, str) for s in cached):
+            return cached
+    except (OSError, ValueError):
+        pass  # absent, unreadable, not UTF-8 or not JSON: recompute and replace
+    sentences = split_sentences(text)
+    try:
+        atomic_write_json(cache, sentences)
+    except OSError:
+        pass  # a read-only home only costs the recomputation next time
+    return sentences
+
+
 @functools.cache
 def load_sentences(spec: str | None = None) -> tuple[str, ...]:
     """The corpus named by `spec` as a tuple of sentences (cached on disk and in memory)."""
     text = normalize(load_text(spec))
     if not text:
         raise UserError(f"haystack {spec or DEFAULT_CORPUS}: the corpus is empty")
-    key = hashlib.sha256(f"{metadata.version('nltk')}\n{text}".encode()).hexdigest()[:24]
-    cache = _cache_dir() / f"sentences-{key}.json"
-    if cache.is_file():
-        try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
-            if isinstance(cached, list) and all(isinstance(s, str) for s in cached):
-                return tuple(cached)
-        except (OSError, json.JSONDecodeError):
-            pass  # a damaged cache entry is recomputed and replaced
-    sentences = split_sentences(text)
-    try:
-        atomic_write_json(cache, sentences)
-    except OSError:
-        pass  # a read-only home only costs the recomputation next time
-    return tuple(sentences)
+    return tuple(cached_split(text))
 
 
 def corpus_id(spec: str | None) -> str:

@@ -1,9 +1,12 @@
-"""Haystacks as countable pieces: essay sentences, noise lines, distractor needles.
+"""Haystacks as countable streams: essay words in sentences, noise sentences in lines, distractor
+needle words in lines.
 
-A `Pieces` holds the first pieces a context may use and each one's token count as it appears in the
-joined text (separator included), counted once. A context is `pieces[:n]` joined by `sep`, with
-inserts (needles, variable assignments) placed before given piece indices: `assemble`. Its token count
-is estimated as `cum[n] + sum(insert counts)`; `ruler_tasks.length_fit.fit` corrects the estimate.
+A `Stream` holds the units a context may use, grouped, and each unit's token count as it appears in
+the joined text (separator included), counted once. A context is the first n units, grouped (the last
+group possibly cut), with inserts (needles, variable assignments) placed before given groups:
+`Stream.join`. Its token count is estimated as `cum[n] + sum(insert counts)`;
+`ruler_tasks.length_fit.fit` corrects the estimate. Cutting inside a group makes the fill as fine as
+one unit (a word or a noise sentence), which a 1K target needs.
 """
 
 from __future__ import annotations
@@ -15,28 +18,12 @@ from typing import Sequence
 import numpy as np
 
 from ruler_tasks import corpus
-from ruler_tasks.length_fit import count_pieces, count_tokens, prefix_sums
+from ruler_tasks.length_fit import count_pieces, prefix_sums
 from ruler_tasks.templates import NIAH_NEEDLE, NOISE_LINE
 from ruler_tasks.words import distinct_values, random_values
 
 # RULER's needle depths: 40 evenly spaced integer percentages 0..100.
 DEPTHS = tuple(int(d) for d in np.round(np.linspace(0, 100, num=40, endpoint=True)))
-
-
-@dataclass(frozen=True)
-class Pieces:
-    """texts[i] joined by `sep`; counts[i] = tokens of texts[i] with its separator; cum[n] = sum(counts[:n])."""
-
-    texts: Sequence[str]
-    counts: np.ndarray
-    sep: str
-
-    @functools.cached_property
-    def cum(self) -> np.ndarray:
-        return prefix_sums(self.counts)
-
-    def __len__(self) -> int:
-        return len(self.texts)
 
 
 def join_with_inserts(texts: Sequence[str], positions: Sequence[int], inserts: Sequence[str], sep: str) -> str:
@@ -52,17 +39,6 @@ def join_with_inserts(texts: Sequence[str], positions: Sequence[int], inserts: S
     return sep.join(out)
 
 
-def assemble(pieces: Pieces, n: int, positions: Sequence[int], inserts: Sequence[str]) -> str:
-    """The first n pieces joined by their separator, with inserts placed as in `join_with_inserts`."""
-    return join_with_inserts(pieces.texts[:n], positions, inserts, pieces.sep)
-
-
-def insert_token_offsets(pieces: Pieces, positions: Sequence[int], insert_counts: Sequence[int]) -> list[int]:
-    """Estimated token offset of each insert within the context (exact for a byte tokenizer)."""
-    before = np.concatenate([[0], np.cumsum(insert_counts, dtype=np.int64)[:-1]]) if len(insert_counts) else []
-    return [int(pieces.cum[p] + b) for p, b in zip(positions, before)]
-
-
 def _pieces_needed(counts_one_cycle: np.ndarray, budget: int) -> int:
     """How many cycled pieces reach `budget` tokens (at least one full pass)."""
     per_cycle = max(int(counts_one_cycle.sum()), 1)
@@ -70,77 +46,114 @@ def _pieces_needed(counts_one_cycle: np.ndarray, budget: int) -> int:
 
 
 @dataclass(frozen=True)
-class Essay:
-    """The corpus as a word stream from its start (repeated when short), in sentences.
+class Stream:
+    """Units (words, sentences) in groups (sentences, lines): a context is the first n units, grouped,
+    so its last group may be cut. n is the search variable, which gives a fill within one unit.
 
-    RULER takes the first N words and splits them into sentences, so the last one may be cut; N is
-    the search variable, which gives a fill within one word of the budget. cum[n] = tokens of the first
-    n words (each counted with a space in front), shape (len + 1,).
+    RULER's essay haystack is this with words in sentences (it takes the first N words and splits
+    them). cum[n] = tokens of the first n units, each counted with its separator in front (the group
+    separator before a group's first unit, a space before the others), shape (len + 1,).
     """
 
-    words: Sequence[str]
-    sentence_starts: np.ndarray  # word index where each sentence begins, ascending, starts at 0
+    units: Sequence[str]
+    starts: np.ndarray  # unit index where each group begins, ascending, starts at 0
     cum: np.ndarray
+    sep: str  # between groups
 
     def __len__(self) -> int:
-        return len(self.words)
+        return len(self.units)
 
-    def sentences(self, n: int) -> list[str]:
-        """The first n words as sentences (the last one possibly cut)."""
-        k = int(np.searchsorted(self.sentence_starts, n, side="left"))
-        bounds = list(self.sentence_starts[:k]) + [n]
-        return [" ".join(self.words[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    def groups(self, n: int) -> list[str]:
+        """The first n units as groups (the last one possibly cut), units joined by spaces."""
+        k = self.num_groups(n)
+        bounds = list(self.starts[:k]) + [n]
+        return [" ".join(self.units[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def word_offset(self, sentence: int) -> int:
-        """Index of the first word of sentence `sentence` (or the end when past the last)."""
-        return int(self.sentence_starts[sentence]) if sentence < len(self.sentence_starts) else len(self.words)
+    def num_groups(self, n: int) -> int:
+        """How many groups the first n units make."""
+        return int(np.searchsorted(self.starts, n, side="left"))
+
+    def join(self, n: int, positions: Sequence[int], inserts: Sequence[str]) -> str:
+        """The first n units' groups joined by `sep`, with inserts placed before given groups (as in
+        `join_with_inserts`)."""
+        return join_with_inserts(self.groups(n), positions, inserts, self.sep)
+
+    def unit_offset(self, group: int) -> int:
+        """Index of the first unit of group `group` (or the end when past the last)."""
+        return int(self.starts[group]) if group < len(self.starts) else len(self.units)
+
+    def units_for_groups(self, k: int) -> int:
+        """The fewest units that make k groups (k >= 1)."""
+        return int(self.starts[k - 1]) + 1
+
+
+def _group_starts(groups: Sequence[Sequence[str]]) -> np.ndarray:
+    return prefix_sums(np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups)))[:-1]
+
+
+def _separated(groups: Sequence[Sequence[str]], group_sep: str) -> list[str]:
+    """Each unit with its separator in front, as `Stream.cum` counts it."""
+    return [(group_sep if i == 0 else " ") + u for g in groups for i, u in enumerate(g)]
 
 
 @functools.lru_cache(maxsize=8)
 def _essay_words(spec: str | None, tokenizer) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """(words, sentence start indices, per-word token counts) of one pass over the corpus."""
-    sentences = corpus.load_sentences(spec)
-    split = [s.split(" ") for s in sentences]
+    split = [s.split(" ") for s in corpus.load_sentences(spec)]
     words = tuple(w for ws in split for w in ws)
-    starts = prefix_sums(np.fromiter((len(ws) for ws in split), dtype=np.int64, count=len(split)))[:-1]
-    return words, starts, count_pieces(tokenizer, [" " + w for w in words])
+    return words, _group_starts(split), count_pieces(tokenizer, _separated(split, " "))
 
 
-def essay(tokenizer, budget: int, spec: str | None = None) -> Essay:
-    """The essay haystack with enough words (cycling the corpus) to exceed `budget` tokens."""
-    words, starts, counts = _essay_words(spec, tokenizer)
-    reps = _pieces_needed(counts, budget) // len(words) + 1
-    all_starts = np.concatenate([starts + r * len(words) for r in range(reps)])
-    return Essay(words * reps, all_starts, prefix_sums(np.tile(counts, reps)))
+def _cycled(units: Sequence[str], starts: np.ndarray, counts: np.ndarray, sep: str, budget: int) -> Stream:
+    """One pass of a stream repeated until it exceeds `budget` tokens."""
+    reps = _pieces_needed(counts, budget) // len(units) + 1
+    all_starts = np.concatenate([starts + r * len(units) for r in range(reps)])
+    return Stream(tuple(units) * reps, all_starts, prefix_sums(np.tile(counts, reps)), sep)
 
 
-def noise_pieces(tokenizer, budget: int) -> Pieces:
-    """RULER's noise line repeated, joined by newlines."""
-    c = count_tokens(tokenizer, "\n" + NOISE_LINE)
-    n = budget // max(c, 1) + 1
-    return Pieces([NOISE_LINE] * n, np.full(n, c, dtype=np.int64), "\n")
+def essay(tokenizer, budget: int, spec: str | None = None) -> Stream:
+    """The essay haystack: corpus words in sentences (cycling the corpus) past `budget` tokens."""
+    return _cycled(*_essay_words(spec, tokenizer), " ", budget)
 
 
-def needle_pieces(
+NOISE_SENTENCES = tuple(s + "." for s in NOISE_LINE.removesuffix(".").split(". "))
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_counts(tokenizer) -> np.ndarray:
+    return count_pieces(tokenizer, _separated([NOISE_SENTENCES], "\n"))
+
+
+def noise_lines(tokenizer, budget: int) -> Stream:
+    """RULER's noise line repeated, in sentences, lines joined by newlines: the haystack may end with a
+    line cut after one of its sentences (RULER's own granularity is a whole line, ~10% of a 1K budget)."""
+    starts = np.zeros(1, dtype=np.int64)
+    return _cycled(NOISE_SENTENCES, starts, _noise_counts(tokenizer), "\n", budget)
+
+
+def needle_lines(
     tokenizer, budget: int, rng: np.random.Generator, type_needle_k: str, type_needle_v: str, avoid_keys: frozenset[str]
-) -> Pieces:
-    """Distractor needles (random keys never equal to a real key, random values), joined by newlines."""
-    def lines(count: int) -> list[str]:
+) -> Stream:
+    """Distractor needles (random keys never equal to a real key, random values), in words: the
+    haystack may end with a distractor cut after a word, as RULER's essay haystack ends with a cut
+    sentence (a cut distractor's key is never asked for, so it cannot mislead about the answer)."""
+    def lines(count: int) -> list[list[str]]:
         keys = distinct_values(type_needle_k, rng, count, avoid=avoid_keys)
         values = random_values(type_needle_v, rng, count)
-        return [NIAH_NEEDLE.format(type_needle_v=type_needle_v, key=k, value=v) for k, v in zip(keys, values)]
+        return [NIAH_NEEDLE.format(type_needle_v=type_needle_v, key=k, value=v).split(" ") for k, v in zip(keys, values)]
 
-    texts = lines(16)
-    counts = count_pieces(tokenizer, ["\n" + t for t in texts])
+    probe = lines(16)
+    probe_counts = count_pieces(tokenizer, _separated(probe, "\n"))
+    shortest = min(int(probe_counts[s:s + len(g)].sum()) for s, g in zip(_group_starts(probe), probe))
     # Enough lines for the budget even if every line were as short as the shortest probe.
-    more = lines(max(budget // max(int(counts.min()), 1) + 1 - len(texts), 0))
-    texts += more
-    counts = np.concatenate([counts, count_pieces(tokenizer, ["\n" + t for t in more])])
-    return Pieces(texts, counts, "\n")
+    more = lines(max(budget // max(shortest, 1) + 1 - len(probe), 0))
+    groups = probe + more
+    counts = np.concatenate([probe_counts, count_pieces(tokenizer, _separated(more, "\n"))])
+    return Stream(tuple(u for g in groups for u in g), _group_starts(groups), prefix_sums(counts), "\n")
 
 
 def line_positions(seed: int, n: int, k: int) -> list[int]:
-    """k distinct piece indices in [0, n), ascending: RULER's random line positions, a pure function of
+    """k distinct group (line) indices in [0, n), ascending: RULER's random line positions, a pure function of
     (seed, n) so that a length search may rebuild the same sample at another n."""
     return sorted(int(p) for p in np.random.default_rng(seed).choice(n, size=k, replace=False))
 

@@ -5,8 +5,12 @@ Keys and values are drawn (`type_needle_k`, `type_needle_v`: numbers | uuids | w
 for. Haystacks: "essay" (corpus sentences from the start, needles at depths drawn without replacement
 from RULER's 40 depths), "noise" (RULER's filler line repeated; "repeat" is its older name) and
 "needle" (distractor needles with random keys), needles at random distinct lines for the last two.
-meta: haystack kind and size, needle depths as fractions, estimated needle token offsets in the
-prompt, queried keys.
+The length search is over words (essay) or noise sentences / distractor words (lines): like RULER's
+essay, whose first N words end in a cut sentence, a line haystack may end with a cut line. RULER
+itself adds whole lines, which leaves up to ~10% of a 1K budget empty; a cut line never holds a
+needle, and a cut distractor's key is never asked for (version 2).
+meta: haystack kind and size in units (words, sentences), needle depths as fractions, estimated
+needle token offsets in the prompt, queried keys.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ HAYSTACK_KINDS = ("essay", "noise", "repeat", "needle")
 
 @register_generator("niah")
 class Niah(TaskGenerator):
-    version = "1"
+    version = "2"
     tokens_to_generate = 128
     metric = "string_match_all"
 
@@ -85,7 +89,7 @@ class Niah(TaskGenerator):
         head = count_tokens(ctx.tokenizer, frame.head)
         meta = {
             "haystack": self.type_haystack,
-            "haystack_pieces": fitted.n,
+            "haystack_units": fitted.n,
             "needle_depths": pos,
             "needle_token_positions": [head + o for o in offsets],
             "needles": needles,
@@ -104,49 +108,39 @@ class Niah(TaskGenerator):
         """Needles between sentences of the first n corpus words, at RULER's depths (n searched)."""
         hay = haystacks.essay(ctx.tokenizer, ctx.budget, ctx.options.get("haystack"))
         depths = sorted(haystacks.DEPTHS[i] for i in rng.choice(len(haystacks.DEPTHS), size=len(needles), replace=False))
-
-        def layout(n: int) -> tuple[list[str], list[int]]:
-            sentences = hay.sentences(n)
-            return sentences, [int(len(sentences) * d / 100) for d in depths]
-
-        def build(n: int) -> str:
-            sentences, positions = layout(n)
-            return frame.prompt(haystacks.join_with_inserts(sentences, positions, needles, " "))
-
-        fitted = fit(
-            build=build,
-            estimate=lambda n: fixed + int(hay.cum[n]),
-            n_min=0,
-            n_max=len(hay) - 1,
-            budget=ctx.budget,
-            tokenizer=ctx.tokenizer,
-            what=what,
-        )
-        _, positions = layout(fitted.n)
-        offsets = np.concatenate([[0], np.cumsum(needle_counts)[:-1]])
-        token_offsets = [int(hay.cum[hay.word_offset(p)] + o) for p, o in zip(positions, offsets)]
-        return fitted, [d / 100 for d in depths], token_offsets
+        positions = lambda n: [int(hay.num_groups(n) * d / 100) for d in depths]  # noqa: E731
+        fitted, pos = self._fit(ctx, hay, positions, 0, frame, needles, fixed, needle_counts, what)
+        return fitted, [d / 100 for d in depths], pos
 
     def _fit_lines(self, ctx, rng, frame, needles, fixed, needle_counts, keys, what):
-        """Needles at random distinct lines of n noise lines or distractor needles (n searched)."""
+        """Needles at random distinct lines of the first n noise sentences or distractor words (n searched;
+        the last line may be cut, see `haystacks`)."""
         if self.type_haystack == "noise":
-            pieces = haystacks.noise_pieces(ctx.tokenizer, ctx.budget)
+            hay = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
         else:
-            pieces = haystacks.needle_pieces(
+            hay = haystacks.needle_lines(
                 ctx.tokenizer, ctx.budget, rng, self.type_needle_k, self.type_needle_v, frozenset(keys)
             )
         seed = int(rng.integers(2**63))
+        positions = lambda n: haystacks.line_positions(seed, hay.num_groups(n), len(needles))  # noqa: E731
+        n_min = hay.units_for_groups(len(needles))
+        fitted, pos = self._fit(ctx, hay, positions, n_min, frame, needles, fixed, needle_counts, what)
+        depths = [round(p / hay.num_groups(fitted.n), 4) for p in positions(fitted.n)]
+        return fitted, depths, pos
+
+    @staticmethod
+    def _fit(ctx, hay, positions, n_min, frame, needles, fixed, needle_counts, what):
+        """The fitted prompt with needles before groups `positions(n)` of the first n units, and each
+        needle's estimated token offset in the context (exact for a byte tokenizer)."""
         fitted = fit(
-            build=lambda n: frame.prompt(
-                haystacks.assemble(pieces, n, haystacks.line_positions(seed, n, len(needles)), needles)
-            ),
-            estimate=lambda n: fixed + int(pieces.cum[n]),
-            n_min=len(needles),
-            n_max=len(pieces),
+            build=lambda n: frame.prompt(hay.join(n, positions(n), needles)),
+            estimate=lambda n: fixed + int(hay.cum[n]),
+            n_min=n_min,
+            n_max=len(hay),
             budget=ctx.budget,
             tokenizer=ctx.tokenizer,
             what=what,
         )
-        positions = haystacks.line_positions(seed, fitted.n, len(needles))
-        depths = [round(p / fitted.n, 4) for p in positions]
-        return fitted, depths, haystacks.insert_token_offsets(pieces, positions, needle_counts)
+        offsets = np.concatenate([[0], np.cumsum(needle_counts)[:-1]])
+        token_offsets = [int(hay.cum[hay.unit_offset(p)] + o) for p, o in zip(positions(fitted.n), offsets)]
+        return fitted, token_offsets

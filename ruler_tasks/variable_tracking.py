@@ -1,7 +1,8 @@
 """Variable tracking (RULER's variable_tracking.py): follow a chain of assignments through noise.
 
 Each chain is `VAR X0 = <5-digit>` then `VAR Xj = VAR Xj-1` (5-letter uppercase names), its lines
-inserted in order at random positions among RULER's noise lines; the gold outputs are the chain's names.
+inserted in order at random positions among RULER's noise lines (the last line may be cut after one
+of its sentences, see `haystacks.noise_lines`); the gold outputs are the chain's names.
 A one-shot example precedes the task as RULER builds it: the same task at 500 tokens with 3-letter
 names and at most 10 hops, followed by its answer, then its names replaced by fresh random ones.
 """
@@ -39,7 +40,7 @@ def random_names(rng: np.random.Generator, count: int, letters: int, avoid: froz
 
 @register_generator("variable_tracking")
 class VariableTracking(TaskGenerator):
-    version = "1"
+    version = "2"
     tokens_to_generate = 30
     metric = "string_match_all"
 
@@ -62,7 +63,7 @@ class VariableTracking(TaskGenerator):
             chains.append([f"VAR {var[0]} = {value}"] + [f"VAR {var[j + 1]} = VAR {var[j]}" for j in range(hops)])
         query = chains[0][0].split("=")[-1].strip()
         frame = PromptFrame.build(ctx, VT_TEMPLATE, VT_ANSWER_PREFIX, prelude=prelude, query=query, num_v=hops + 1)
-        pieces = haystacks.noise_pieces(ctx.tokenizer, ctx.budget)
+        hay = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
         lines = [line for chain in chains for line in chain]
         fixed = count_tokens(ctx.tokenizer, frame.prompt("")) + int(count_pieces(ctx.tokenizer, ["\n" + s for s in lines]).sum())
         seeds = [int(s) for s in rng.integers(2**63, size=self.num_chains)]
@@ -71,21 +72,21 @@ class VariableTracking(TaskGenerator):
             placed = [
                 (p, c, j)
                 for c, seed in enumerate(seeds)
-                for j, p in enumerate(haystacks.sorted_positions(seed, n, len(chains[c])))
+                for j, p in enumerate(haystacks.sorted_positions(seed, hay.num_groups(n), len(chains[c])))
             ]
             placed.sort()
             return [p for p, _, _ in placed], [chains[c][j] for _, c, j in placed]
 
         fitted = fit(
-            build=lambda n: frame.prompt(haystacks.assemble(pieces, n, *layout(n))),
-            estimate=lambda n: fixed + int(pieces.cum[n]),
+            build=lambda n: frame.prompt(hay.join(n, *layout(n))),
+            estimate=lambda n: fixed + int(hay.cum[n]),
             n_min=0,
-            n_max=len(pieces),
+            n_max=len(hay),
             budget=ctx.budget,
             tokenizer=ctx.tokenizer,
             what=f"vt at length {ctx.length}",
         )
-        context = haystacks.assemble(pieces, fitted.n, *layout(fitted.n))
+        context = hay.join(fitted.n, *layout(fitted.n))
         return fitted, frame, context, names[: hops + 1]
 
     def _example(self, ctx: Context, rng: np.random.Generator) -> str:
@@ -100,5 +101,5 @@ class VariableTracking(TaskGenerator):
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
         prelude = self._example(ctx, rng) + "\n\n"
         fitted, frame, context, gold = self._build(ctx, rng, letters=5, hops=self.num_hops, prelude=prelude)
-        meta = {"haystack": "noise", "haystack_pieces": fitted.n, "num_chains": self.num_chains, "num_hops": self.num_hops}
+        meta = {"haystack": "noise", "haystack_units": fitted.n, "num_chains": self.num_chains, "num_hops": self.num_hops}
         return Sample(frame.input(context), frame.answer_prefix, gold, fitted.tokens + ctx.tokens_to_generate, meta)

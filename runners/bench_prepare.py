@@ -41,7 +41,7 @@ def build_bpe_tokenizer(path: Path, vocab_size: int = 8192, text_file: Path = DE
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.bench_prepare", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="all")
-    p.add_argument("--lengths", default="4096,16384,65536,131072")
+    p.add_argument("--lengths", default="1024,4096,16384,65536,131072")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--out", default="bench/results/prepare.json")
     args = p.parse_args(argv)

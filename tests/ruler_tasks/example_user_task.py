@@ -24,17 +24,18 @@ class SecretWord(TaskGenerator):
         word = random_values("words", rng, 1)[0]
         needle = f"The secret word is {word}."
         frame = PromptFrame.build(ctx, "Remember the secret word.\n{context}\nWhat is the secret word?", " The secret word is")
-        pieces = haystacks.noise_pieces(ctx.tokenizer, ctx.budget)
+        hay = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
         seed = int(rng.integers(2**63))
         needles = [needle] * self.repeats
         fixed = count_tokens(ctx.tokenizer, frame.prompt("")) + self.repeats * count_tokens(ctx.tokenizer, "\n" + needle)
+        context = lambda n: hay.join(n, haystacks.line_positions(seed, hay.num_groups(n), self.repeats), needles)  # noqa: E731
         fitted = fit(
-            build=lambda n: frame.prompt(haystacks.assemble(pieces, n, haystacks.line_positions(seed, n, self.repeats), needles)),
-            estimate=lambda n: fixed + int(pieces.cum[n]),
-            n_min=self.repeats, n_max=len(pieces), budget=ctx.budget, tokenizer=ctx.tokenizer, what="secret_word",
+            build=lambda n: frame.prompt(context(n)),
+            estimate=lambda n: fixed + int(hay.cum[n]),
+            n_min=hay.units_for_groups(self.repeats), n_max=len(hay), budget=ctx.budget, tokenizer=ctx.tokenizer,
+            what="secret_word",
         )
-        context = haystacks.assemble(pieces, fitted.n, haystacks.line_positions(seed, fitted.n, self.repeats), needles)
-        return Sample(frame.input(context), frame.answer_prefix, [word], fitted.tokens + ctx.tokens_to_generate, {})
+        return Sample(frame.input(context(fitted.n)), frame.answer_prefix, [word], fitted.tokens + ctx.tokens_to_generate, {})
 
 
 TASKS = {"secret_word": {"generator": "secret_word", "args": {"repeats": 2}}}

@@ -54,3 +54,34 @@ def test_chat_templates_by_name_or_format_string():
     assert resolve_chat_template("<u>{task_template}</u>").wrap("X") == "<u>X</u>"
     with pytest.raises(UserError, match="chat template 'llama9'"):
         resolve_chat_template("llama9")
+
+
+CACHE_TEXT = "Dr. Who came at noon. He left at once. The cache keeps these sentences."
+
+
+def test_sentence_cache_is_written_once_and_read_back(monkeypatch):
+    path = corpus.cache_path(CACHE_TEXT)
+    path.unlink(missing_ok=True)
+    first = corpus.cached_split(CACHE_TEXT)
+    assert json.loads(path.read_text(encoding="utf-8")) == first
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], "written atomically"
+    monkeypatch.setattr(corpus, "split_sentences", lambda text: pytest.fail("a valid cache entry must be reused"))
+    assert corpus.cached_split(CACHE_TEXT) == first
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe not utf-8", b'["cut', b'{"not": "a list"}', b"[1, 2]", b"[]"],
+                         ids=["not-utf8", "truncated", "object", "not-strings", "empty"])
+def test_corrupt_sentence_cache_is_ignored_and_rewritten(damage):
+    path = corpus.cache_path(CACHE_TEXT)
+    expected = corpus.split_sentences(CACHE_TEXT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(damage)
+    assert corpus.cached_split(CACHE_TEXT) == expected
+    assert json.loads(path.read_text(encoding="utf-8")) == expected, "the damaged entry is replaced"
+
+
+def test_sentence_cache_key_covers_text_and_nltk_version(monkeypatch):
+    key = corpus.cache_path(CACHE_TEXT)
+    assert corpus.cache_path(CACHE_TEXT + " One more.") != key
+    monkeypatch.setattr(corpus.metadata, "version", lambda name: "0.0-other")
+    assert corpus.cache_path(CACHE_TEXT) != key

@@ -8,14 +8,16 @@ from ruler_tasks.chat_templates import resolve_chat_template
 from ruler_tasks.files import jsonl_line
 from ruler_tasks.length_fit import count_tokens
 from ruler_tasks.registry import load_registry
+from ruler_tasks.templates import NOISE_LINE
 
 REGISTRY = load_registry()
 SYNTHETIC = [n for n in REGISTRY.names() if not REGISTRY.get(n).needs_data]
 CASES = (
-    [("byte", L, t) for L in (4096, 16384) for t in SYNTHETIC]
+    [("byte", L, t) for L in (1024, 4096, 16384) for t in SYNTHETIC]
     + [("bpe", L, t) for L in (1024, 4096) for t in SYNTHETIC]
     + [("byte", 131072, t) for t in ("niah_single_2", "niah_multikey_3", "vt", "cwe", "fwe")]
     + [("bpe", 32768, t) for t in ("niah_multiquery", "niah_multikey_2", "cwe")]
+    + [(tok, 2048, t) for tok in ("byte", "bpe") for t in ("niah_single_1", "niah_multikey_3", "vt", "cwe")]
 )
 
 
@@ -94,3 +96,31 @@ def test_cwe_gold_are_the_ten_common_words(tokenizers_by_name):
     counts = {w: words.count(w) for w in set(words)}
     assert len(set(s.outputs)) == 10 and set(s.outputs) <= set(counts)
     assert min(counts[w] for w in s.outputs) > max(c for w, c in counts.items() if w not in s.outputs)
+
+
+@pytest.mark.parametrize("task_name", ["niah_single_1", "niah_multikey_3"])
+def test_line_haystack_may_end_with_a_cut_line_never_a_cut_needle(tokenizers_by_name, task_name):
+    _, samples = generate(task_name, tokenizers_by_name["byte"], 1024, count=3)
+    last_lines = []
+    for s in samples:
+        lines = s.input.split("\n")[1:-1]  # the context, between the task's first and last line
+        hay = [line for line in lines if line not in s.meta["needles"]]
+        assert len(lines) - len(hay) == len(s.meta["needles"]), "every needle is whole, on its own line"
+        assert lines[-1] in hay, "a needle never follows the cut line"
+        last_lines.append(lines[-1])
+        if task_name == "niah_single_1":
+            assert all(NOISE_LINE.startswith(line) and line.endswith(".") for line in hay), "cut after a sentence"
+        else:
+            assert all(line.startswith("One of the special magic uuids for ") for line in hay[:-1])
+    cut = [line != NOISE_LINE if task_name == "niah_single_1" else not line.endswith(".") for line in last_lines]
+    assert any(cut), "a whole line is ~10% of a 1K byte budget: some haystack ends inside one"
+
+
+@pytest.mark.parametrize("tok,length,setting", [("byte", 1024, "no_example"), ("byte", 2048, "ruler_small"),
+                                                ("byte", 8192, "ruler")], ids=["byte-1024", "byte-2048", "byte-8192"])
+def test_cwe_falls_back_to_smaller_settings_that_fit(tokenizers_by_name, tok, length, setting):
+    _, samples = generate("cwe", tokenizers_by_name[tok], length, count=2)
+    for s in samples:
+        assert s.meta["setting"] == setting
+        examples = s.input.count("Question: What are the 10 most common words")
+        assert examples == (1 if setting == "no_example" else 2), "the one-shot example is dropped only when needed"

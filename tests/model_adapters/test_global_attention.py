@@ -1,0 +1,97 @@
+"""Blocked global attention (online softmax over key blocks) == the masked-softmax reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from model_adapters.global_attention import (
+    GlobalCache,
+    global_attention,
+    global_attention_chunk,
+    global_attention_chunk_reference,
+    global_cache_init,
+)
+from tests.conftest import assert_close
+
+BLOCK = 16
+
+# (batch, T, Hq, Hkv, D, cache length, pos, kv_start per row); all but the last cache length are not
+# multiples of BLOCK (the last key block is read shifted left).
+CASES = {
+    "B2-T8-H4-Hkv2-D16-L45-pos13-ragged": (2, 8, 4, 2, 16, 45, 13, (0, 9)),
+    "B1-T24-H2-Hkv1-D8-L37-pos0": (1, 24, 2, 1, 8, 37, 0, (0,)),
+    "B3-T5-H4-Hkv4-D32-L70-pos64-ragged": (3, 5, 4, 4, 32, 70, 64, (3, 40, 0)),
+    "B2-T1-H4-Hkv2-D16-L50-pos37-decode": (2, 1, 4, 2, 16, 50, 37, (0, 20)),
+    "B1-T16-H2-Hkv2-D16-L16-pos0-one-block": (1, 16, 2, 2, 16, 16, 0, (0,)),
+}
+TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-2}
+
+
+@jax.jit
+def _blocked(q, k, v, cache, kv_start):
+    return global_attention_chunk(q, k, v, cache, kv_start=kv_start, block_k=BLOCK)
+
+
+@jax.jit
+def _blocked_and_reference(q, k, v, cache, kv_start):
+    """One compile per shape for both paths: ((o, cache) blocked, (o, cache) reference)."""
+    return _blocked(q, k, v, cache, kv_start), global_attention_chunk_reference(q, k, v, cache, kv_start=kv_start)
+
+
+def _inputs(case, dtype, seed):
+    batch, t_len, heads, kv_heads, dim, cache_len, pos, kv_start = CASES[case]
+    keys = jax.random.split(jax.random.key(seed), 5)
+    q = jax.random.normal(keys[0], (batch, t_len, heads, dim), dtype)
+    k, v = (jax.random.normal(key, (batch, t_len, kv_heads, dim), dtype) for key in keys[1:3])
+    cache_k, cache_v = (jax.random.normal(key, (batch, cache_len, kv_heads, dim), dtype) for key in keys[3:])
+    cache = GlobalCache(k=cache_k, v=cache_v, pos=jnp.int32(pos))  # stale entries after pos must be ignored
+    return q, k, v, cache, jnp.asarray(kv_start, jnp.int32)
+
+
+@pytest.mark.parametrize("dtype", sorted(TOLERANCE))
+@pytest.mark.parametrize("case", CASES)
+def test_blocked_chunk_equals_reference(case, dtype):
+    q, k, v, cache, kv_start = _inputs(case, jnp.dtype(dtype), seed=len(case))
+    (out, out_cache), (ref, ref_cache) = _blocked_and_reference(q, k, v, cache, kv_start)
+    assert out.dtype == v.dtype and out.shape == q.shape
+    assert_close(f"{case} {dtype}", ref.astype(jnp.float32), out.astype(jnp.float32), rtol=TOLERANCE[dtype])
+    for a, b in zip(ref_cache, out_cache):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(out_cache.pos) == int(cache.pos) + q.shape[1]
+
+
+def test_left_pad_queries_output_zero():
+    q, k, v, cache, _ = _inputs("B2-T8-H4-Hkv2-D16-L45-pos13-ragged", jnp.float32, seed=1)
+    kv_start = jnp.asarray([0, 18], jnp.int32)  # row 1: queries at 13..17 are pads, 18..20 are real
+    out, _ = _blocked(q, k, v, cache, kv_start)
+    assert np.all(np.asarray(out[1, :5]) == 0) and np.all(np.abs(np.asarray(out[1, 5:])) > 0)
+
+
+def test_chunks_then_decode_equal_full_sequence():
+    batch, total, heads, kv_heads, dim = 2, 41, 4, 2, 16
+    keys = jax.random.split(jax.random.key(7), 3)
+    q = jax.random.normal(keys[0], (batch, total, heads, dim))
+    k, v = (jax.random.normal(key, (batch, total, kv_heads, dim)) for key in keys[1:])
+    kv_start = jnp.asarray([0, 11], jnp.int32)
+    ref = global_attention(q, k, v, kv_start=kv_start)
+    cache = global_cache_init(batch, 45, kv_heads, dim, jnp.float32)
+    got, start = [], 0
+    for size in (17, 22, 1, 1):
+        o, cache = _blocked(q[:, start:start + size], k[:, start:start + size], v[:, start:start + size],
+                            cache, kv_start)
+        got.append(o)
+        start += size
+    assert_close("chunks+decode vs full", ref, jnp.concatenate(got, axis=1), rtol=1e-5)
+
+
+def test_only_blocks_holding_visible_keys_are_read():
+    """Keys in blocks before min(kv_start) or after pos + T are never read: NaN there changes nothing."""
+    q, k, v, cache, _ = _inputs("B2-T1-H4-Hkv2-D16-L50-pos37-decode", jnp.float32, seed=3)
+    kv_start = jnp.asarray([17, 20], jnp.int32)  # block 0 (keys 0..15) holds only pads
+    outside = jnp.zeros(50, bool).at[:16].set(True).at[48:].set(True)[None, :, None, None]
+    poisoned = GlobalCache(k=jnp.where(outside, jnp.nan, cache.k), v=jnp.where(outside, jnp.nan, cache.v),
+                           pos=cache.pos)
+    clean, _ = _blocked(q, k, v, cache, kv_start)
+    out, _ = _blocked(q, k, v, poisoned, kv_start)
+    np.testing.assert_array_equal(np.asarray(clean), np.asarray(out))

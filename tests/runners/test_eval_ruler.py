@@ -1,0 +1,223 @@
+"""End to end tests of runners.eval_ruler on a tiny random checkpoint (CPU).
+
+Lengths are small (the tiny model's RULER prompts at 1-2K tokens) so each run takes seconds; a few
+shapes are compiled once per process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from model_adapters.init import init_checkpoint
+from runners.eval_ruler import main, parse_args, run_eval
+from runners.predictors import Prediction
+
+ROOT = Path(__file__).resolve().parents[2]
+TASKS = "niah_single_1,vt"
+LENGTHS = "1024 1536"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return init_checkpoint("tiny-rattention", str(tmp_path_factory.mktemp("ckpt") / "tiny-rattention"), seed=3)
+
+
+def cli_args(ckpt: Path, run: Path, *extra: str, samples: int = 3, tasks: str = TASKS, lengths: str = LENGTHS,
+             seed: int = 7) -> list[str]:
+    return ["--checkpoint", str(ckpt), "--run", str(run), "--tasks", tasks, "--lengths", lengths,
+            "--samples", str(samples), "--seed", str(seed), "--chunk", "512", *extra]
+
+
+def predictions(run: Path) -> dict[tuple[str, int, int], str]:
+    """(task, length, index) -> pred over every shard; fails on a duplicate or torn line."""
+    out = {}
+    for path in sorted((run / "pred").glob("*/*.jsonl")):
+        text = path.read_text()
+        assert text.endswith("\n"), f"{path}: torn last line"
+        for line in text.splitlines():
+            r = json.loads(line)
+            key = (r["task"], r["length"], r["index"])
+            assert key not in out, f"duplicate {key} in {path}"
+            out[key] = r["pred"]
+    return out
+
+
+def summary(run: Path) -> dict[tuple[str, int], float]:
+    with open(run / "summary.csv") as f:
+        return {(r["task"], int(r["length"])): float(r["score"]) for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def reference_run(ckpt, tmp_path_factory) -> Path:
+    """One uninterrupted run at batch size 1: what every other run must reproduce."""
+    run = tmp_path_factory.mktemp("ref") / "run"
+    run_eval(parse_args(cli_args(ckpt, run, "--batch", "1")))
+    return run
+
+
+def test_run_writes_predictions_summary_and_run_info(reference_run):
+    preds = predictions(reference_run)
+    assert sorted({(t, n) for t, n, _ in preds}) == [("niah_single_1", 1024), ("niah_single_1", 1536), ("vt", 1024), ("vt", 1536)]
+    assert len(preds) == 12
+    lines = [json.loads(x) for x in (reference_run / "pred/vt/1024.jsonl").read_text().splitlines()]
+    samples = [json.loads(x) for x in (reference_run / "data/vt/1024.jsonl").read_text().splitlines()]
+    for line, sample in zip(lines, samples):
+        assert line["index"] == sample["index"] and line["outputs"] == sample["outputs"]
+        assert line["meta"] == sample["meta"] and line["length"] == 1024
+        # the prompt is input + answer_prefix (+ BOS), counted with the checkpoint's byte tokenizer
+        assert line["prompt_tokens"] == len((sample["input"] + sample["answer_prefix"]).encode()) + 1
+        assert 0 <= line["pred_tokens"] <= sample["max_new_tokens"] == 30
+        assert line["prefill_s"] > 0 and line["decode_s"] >= 0
+    assert set(summary(reference_run)) == {(t, n) for t, n, _ in preds}
+    info = json.loads((reference_run / "run.json").read_text())
+    assert info["checkpoint"]["config"]["window"] == 16 and len(info["checkpoint"]["fingerprint"]) == 16
+    assert info["versions"]["jax"] and info["device"]["backend"] == "cpu" and info["wall_s"] > 0
+    assert set(info["per_length"]) == {"1024", "1536"}
+    assert info["per_length"]["1024"]["prefill_tokens_per_s"] > 0 and info["peak_memory_bytes"] > 0
+
+
+def test_larger_batch_gives_identical_predictions(ckpt, reference_run, tmp_path):
+    run_eval(parse_args(cli_args(ckpt, tmp_path / "run", "--batch", "2")))
+    assert predictions(tmp_path / "run") == predictions(reference_run)
+
+
+def test_rerun_skips_finished_samples_and_redoes_a_torn_line(ckpt, reference_run, tmp_path):
+    run = tmp_path / "run"
+    args = parse_args(cli_args(ckpt, run, "--batch", "1"))
+    run_eval(args)
+    path = run / "pred/niah_single_1/1536.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1]) + lines[1][:25])  # a kill mid-append: one whole line, one torn
+    calls = []
+
+    class Counting:
+        def __init__(self, model, tokenizer):
+            from runners.predictors import ModelPredictor
+
+            self.inner = ModelPredictor(model, tokenizer, prefill_chunk=512)
+
+        def predict(self, samples):
+            calls.append([(s["task"], s["index"]) for s in samples])
+            return self.inner.predict(samples)
+
+    run_eval(args, make_predictor=Counting)
+    assert calls == [[("niah_single_1", 1)], [("niah_single_1", 2)]]
+    assert predictions(run) == predictions(reference_run)
+
+
+class AnswersFromGold:
+    """A model double that 'knows' the answers: prints every gold string."""
+
+    def __init__(self, model, tokenizer):
+        pass
+
+    def predict(self, samples):
+        return [Prediction(" ".join(s["outputs"]), 10, 5, 0.1, 0.1) for s in samples]
+
+
+class AnswersNothing:
+    def __init__(self, model, tokenizer):
+        pass
+
+    def predict(self, samples):
+        return [Prediction("", 10, 0, 0.1, 0.1) for s in samples]
+
+
+@pytest.mark.parametrize("double, score", [(AnswersFromGold, 100.0), (AnswersNothing, 0.0)], ids=["gold", "empty"])
+def test_pipeline_scores_a_model_double(ckpt, tmp_path, double, score):
+    tasks = "niah_single_1,niah_multikey_1,niah_multivalue,niah_multiquery,vt,cwe,fwe"
+    table = run_eval(parse_args(cli_args(ckpt, tmp_path / "run", tasks=tasks, lengths="2048", samples=2)), make_predictor=double)
+    assert len(table) == 7 and {row[3] for row in table} == {score}
+    assert set(summary(tmp_path / "run").values()) == {score}
+
+
+def test_make_target_end_to_end(ckpt, reference_run, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        ["make", "-s", "eval-ruler", f"CKPT={ckpt}", f"RUN={run}", f"TASKS={TASKS}", f"LENGTHS={LENGTHS}",
+         "SAMPLES=3", "SEED=7", "CHUNK=512", "BATCH=3", f"PY={sys.executable}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "average" in proc.stdout and "summary.csv" in proc.stdout
+    assert predictions(run) == predictions(reference_run)
+    assert summary(run) == summary(reference_run)
+
+
+def test_four_fake_devices_match_one(ckpt, reference_run, tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.eval_ruler", *cli_args(ckpt, tmp_path / "run", "--batch", "3")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((tmp_path / "run/run.json").read_text())
+    assert info["device"]["local_devices"] == 4
+    assert predictions(tmp_path / "run") == predictions(reference_run)
+
+
+def test_sigkill_at_random_moments_resumes_to_identical_predictions(ckpt, reference_run, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "runners.eval_ruler", *cli_args(ckpt, run, "--batch", "1")]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(8):
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        before = len(predictions(run)) if (run / "pred").exists() else 0
+        deadline = time.monotonic() + 120
+        # wait until this process has made progress (or finished), then kill it at a random moment
+        while proc.poll() is None and time.monotonic() < deadline:
+            done = sum(len(p.read_text().splitlines()) for p in run.glob("pred/*/*.jsonl"))
+            if done > before:
+                time.sleep(rng.uniform(0.0, 0.8))
+                break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+        break
+    else:
+        pytest.fail("the run never finished")
+    assert kills >= 2
+    assert predictions(run) == predictions(reference_run)
+    assert summary(run) == summary(reference_run)
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-m", "runners.eval_ruler", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300)
+    return proc.returncode, proc.stderr.strip()
+
+
+def test_bad_input_is_one_line_exit_2(ckpt, reference_run, tmp_path):
+    cases = {
+        "missing checkpoint": (cli_args(tmp_path / "nope", tmp_path / "a"), "not a directory"),
+        "unknown task": (cli_args(ckpt, tmp_path / "b", tasks="niah_singel_1"), "did you mean 'niah_single_1'"),
+        "length too long": (cli_args(ckpt, tmp_path / "c", lengths="200000"), "max_context"),
+        "other seed, same run": (cli_args(ckpt, reference_run, seed=8), "different seed"),
+    }
+    for name, (args, needle) in cases.items():
+        code, err = run_cli(args)
+        assert code == 2, f"{name}: exit {code}: {err[-500:]}"
+        assert len(err.splitlines()) == 1 and needle in err, f"{name}: {err}"
+    assert not (tmp_path / "b" / "pred").exists() and not (tmp_path / "c" / "pred").exists()
+
+
+def test_no_checkpoint_says_it_is_required(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--lengths", "1024"])
+    assert e.value.code == 2 and "--checkpoint is required" in capsys.readouterr().err
