@@ -1,6 +1,6 @@
 # Thin wrappers over the runners. Lists accept commas or spaces: LENGTHS="4096 8192" or LENGTHS=4096,8192.
 PY ?= .venv/bin/python
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 
 .PHONY: setup test prepare eval-ruler report bench bench-prepare bench-kernels bench-decode bench-eval
 
