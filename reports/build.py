@@ -3,7 +3,7 @@
 Writes into DIR: summary.csv, summary.md, report.html (self-contained) and the PNGs summary.md links
 (average_vs_length.png, heatmap_<run>.png, depth_<run>.png, cost_vs_length.png). Every file is written
 atomically. Each task's metric comes from the task registry, so a user's task (registered through
-RULER_TASKS or --tasks-file) is scored with no change here. Reads files only; never imports JAX.
+RULER_TASKS or --task-file) is scored with no change here. Reads files only; never imports JAX.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _task_metrics(run: Run, metric_of: Callable[[str], str]) -> dict[str, str]:
         try:
             metrics[task] = metric_of(task)
         except UserError as e:
-            hint = "or register it with --tasks-file / RULER_TASKS"
+            hint = "or register it with --task-file / RULER_TASKS"
             raise UserError(f"{run.path / 'pred' / task}: {e}; {hint}") from None
     return metrics
 
@@ -116,7 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--threshold", type=_threshold, default=RULER_THRESHOLD, help="effective-length threshold")
     parser.add_argument("--train-length", type=_positive_int, help="training length to mark (overrides run.json)")
-    parser.add_argument("--tasks-file", action="append", default=[], help="extra task file(s) for the registry")
+    parser.add_argument("--task-file", action="append", default=[], help="extra task file(s) for the registry")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser.parse_intermixed_args(argv)
 
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = build_report(
         args.runs,
         args.out,
-        registry_metrics(args.tasks_file),
+        registry_metrics(args.task_file),
         threshold=args.threshold,
         train_length=args.train_length,
         seed=args.seed,

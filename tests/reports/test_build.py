@@ -124,7 +124,7 @@ def test_cli_scores_a_users_task_from_a_tasks_file(make_run, tmp_path):
     b.add("my_qa", 4096, [("alpha", ["alpha", "beta"])])
     tasks_file = tmp_path / "tasks.yaml"
     tasks_file.write_text("my_qa:\n  include: niah_single_1\n  metric: string_match_part\n")
-    assert main([str(b.path), "--out", str(tmp_path / "o"), "--tasks-file", str(tasks_file)]) == 0
+    assert main([str(b.path), "--out", str(tmp_path / "o"), "--task-file", str(tasks_file)]) == 0
     assert "mine,my_qa,4096,1,100.00" in (tmp_path / "o" / "summary.csv").read_text()
 
 
