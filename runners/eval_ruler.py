@@ -207,35 +207,35 @@ def cost_per_length(run_dir: Path, lengths: Sequence[int], tasks: Sequence[str],
     return out
 
 
-def write_summary(run_dir: Path, task_files: Sequence[str]) -> list[tuple[str, int, int, float]]:
-    """RUN/summary.csv (task, length, n, score, ci_low, ci_high) from every prediction shard."""
+def write_summary(run_dir: Path, task_files: Sequence[str]) -> dict:
+    """RUN/summary.csv (task, length, n, score, ci_low, ci_high) from every prediction shard; returns the
+    scored cells {(task, length): reports.scoring.Cell}."""
     from reports.build import registry_metrics
     from reports.runs import load_run
     from reports.scoring import score_run
 
     cells = score_run(load_run(run_dir), registry_metrics(task_files))
     rows = ["task,length,n,score,ci_low,ci_high"]
-    table = []
     for (task, length), cell in sorted(cells.items()):
         low, high = cell.ci
         rows.append(f"{task},{length},{cell.n},{cell.score:.2f},{low:.2f},{high:.2f}")
-        table.append((task, length, cell.n, cell.score))
     atomic_write_text(run_dir / "summary.csv", "\n".join(rows) + "\n")
-    return table
+    return cells
 
 
-def score_table(table: list[tuple[str, int, int, float]]) -> str:
-    lengths = sorted({length for _, length, _, _ in table})
-    tasks = sorted({task for task, *_ in table})
-    scores = {(task, length): score for task, length, _, score in table}
-    width = max([len("task"), *map(len, tasks)])
+def score_table(cells: dict) -> str:
+    """The task x length scores and the per-length average (reports' definition), as printed text."""
+    from reports.aggregate import length_averages
+
+    lengths = sorted({length for _, length in cells})
+    tasks = sorted({task for task, _ in cells})
+    width = max([len("average"), *map(len, tasks)])
     lines = ["task".ljust(width) + "".join(f"{length:>10}" for length in lengths)]
     for task in tasks:
         lines.append(task.ljust(width) + "".join(
-            f"{scores[task, length]:>10.2f}" if (task, length) in scores else f"{'-':>10}" for length in lengths))
-    means = [sum(scores[t, length] for t in tasks if (t, length) in scores) / max(1, sum((t, length) in scores for t in tasks))
-             for length in lengths]
-    lines.append("average".ljust(width) + "".join(f"{m:>10.2f}" for m in means))
+            f"{cells[task, length].score:>10.2f}" if (task, length) in cells else f"{'-':>10}" for length in lengths))
+    averages = length_averages(cells)
+    lines.append("average".ljust(width) + "".join(f"{averages[length].score:>10.2f}" for length in lengths))
     return "\n".join(lines)
 
 
@@ -250,8 +250,9 @@ def local_mesh():
     return jax.sharding.Mesh(np.array(devices), ("data",))
 
 
-def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predictor] | None = None) -> list:
-    """Runs (or resumes) an evaluation; returns the summary rows. `make_predictor(model, tokenizer)`
+def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predictor] | None = None) -> dict:
+    """Runs (or resumes) an evaluation; returns the scored cells {(task, length): Cell} (empty on
+    processes other than 0). `make_predictor(model, tokenizer)`
     replaces the model-backed predictor (tests use doubles that answer from the gold outputs)."""
     import jax
 
@@ -288,17 +289,17 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
 
     peaks: dict[str, int] = {}  # the process's peak memory so far, after each length
     for length in cfg.lengths:
-        cells = []
+        shards = []  # (this process's samples, their prediction file) per task
         for task in tasks:
             samples = read_jsonl(cfg.run / "data" / task.name / f"{length}.jsonl")[: cfg.samples]
             mine = [s for s in samples if s["index"] % n_process == process]
             path = prediction_path(cfg.run, task.name, length, process if n_process > 1 else None)
-            cells.append((mine, PredictionFile(path)))
-        total = sum(len(mine) for mine, _ in cells)
-        done = sum(sum(s["index"] in f.done for s in mine) for mine, f in cells)
+            shards.append((mine, PredictionFile(path)))
+        total = sum(len(mine) for mine, _ in shards)
+        done = sum(sum(s["index"] in f.done for s in mine) for mine, f in shards)
         throughput = Throughput()
         with tqdm(total=total, initial=done, desc=f"eval {length}", unit="sample", disable=process != 0) as bar:
-            for mine, pred_file in cells:
+            for mine, pred_file in shards:
                 with pred_file:
                     evaluate_cell(mine, length, pred_file, predictor, batch, bar, throughput)
         peaks[str(length)] = peak_device_memory() or host_peak_rss()
@@ -308,8 +309,8 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
 
         multihost_utils.sync_global_devices("rattn-ruler eval: all prediction shards written")
     if process != 0:
-        return []
-    table = write_summary(cfg.run, cfg.task_files)
+        return {}
+    cells = write_summary(cfg.run, cfg.task_files)
     device = jax.local_devices()[0]
     info.update(
         format=RUN_FORMAT,
@@ -325,15 +326,15 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
         per_length=cost_per_length(cfg.run, cfg.lengths, [t.name for t in tasks], peaks),
     )
     atomic_write_json(cfg.run / "run.json", info)
-    return table
+    return cells
 
 
 @user_errors_exit_2
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    table = run_eval(cfg)
-    if table:
-        print(score_table(table))
+    cells = run_eval(cfg)
+    if cells:
+        print(score_table(cells))
         print(f"results: {cfg.run / 'summary.csv'} (predictions in {cfg.run / 'pred'})")
     return 0
 

@@ -136,8 +136,8 @@ class AnswersNothing:
 @pytest.mark.parametrize("double, score", [(AnswersFromGold, 100.0), (AnswersNothing, 0.0)], ids=["gold", "empty"])
 def test_pipeline_scores_a_model_double(ckpt, tmp_path, double, score):
     tasks = "niah_single_1,niah_multikey_1,niah_multivalue,niah_multiquery,vt,cwe,fwe"
-    table = run_eval(parse_args(cli_args(ckpt, tmp_path / "run", tasks=tasks, lengths="2048", samples=2)), make_predictor=double)
-    assert len(table) == 7 and {row[3] for row in table} == {score}
+    cells = run_eval(parse_args(cli_args(ckpt, tmp_path / "run", tasks=tasks, lengths="2048", samples=2)), make_predictor=double)
+    assert len(cells) == 7 and {cell.score for cell in cells.values()} == {score}
     assert set(summary(tmp_path / "run").values()) == {score}
 
 
