@@ -45,7 +45,7 @@ def save(model: RAttentionLM, ckpt_dir: str | Path, *, tokenizer_file: str | Pat
         tokenizer_file = Path(tokenizer_file)
         shutil.copyfile(tokenizer_file, ckpt_dir / tokenizer_file.name)
         config = config.replace(tokenizer={**config.tokenizer.to_dict(), "file": tokenizer_file.name})
-    params = nnx.state(model, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(ckpt_dir / "params", params, force=True)
         ckptr.wait_until_finished()
@@ -75,7 +75,7 @@ def load(ckpt_dir: str | Path):
     if tokenizer.vocab_size > config.vocab_size:
         raise UserError(f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} ids > vocab_size {config.vocab_size} in config.json")
     graphdef, abstract = abstract_model(config)
-    abstract_params = abstract.to_pure_dict()
+    abstract_params = nnx.to_pure_dict(abstract)
     want = _flat(abstract_params)  # in tree-flatten order
     got = _flat(_restore_params(ckpt_dir))
     params_dir = ckpt_dir / "params"

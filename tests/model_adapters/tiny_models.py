@@ -18,7 +18,7 @@ def perturbed_model(preset: str, seed: int = 0) -> RAttentionLM:
     model = RAttentionLM(preset_config(preset), rngs=nnx.Rngs(seed))
     rng = np.random.default_rng(seed)
     state = nnx.state(model, nnx.Param)
-    pure = jax.tree.map(lambda p: p + 0.2 * rng.standard_normal(p.shape).astype(p.dtype), state.to_pure_dict())
+    pure = jax.tree.map(lambda p: p + 0.2 * rng.standard_normal(p.shape).astype(p.dtype), nnx.to_pure_dict(state))
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
     return model
