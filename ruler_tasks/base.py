@@ -99,6 +99,11 @@ class TaskGenerator(abc.ABC):
         put them (tasks that need data override this; the runner skips the task with that line)."""
         return None
 
+    def data_id(self, options: Mapping[str, str]) -> str | None:
+        """A fingerprint of the external data the samples are drawn from (None: no external data), so
+        that the prepare runner detects a changed data file instead of mixing samples from two."""
+        return None
+
     def prepare(self, ctx: Context) -> None:
         """Per-(length, tokenizer) work shared by all samples (default: none)."""
 

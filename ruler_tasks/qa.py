@@ -101,6 +101,9 @@ class QA(TaskGenerator):
             return str(e)
         return None
 
+    def data_id(self, options: Mapping[str, str]) -> str | None:
+        return qa_data.fingerprint(qa_data.resolve_path(self.dataset, self._path(options)))
+
     def prepare(self, ctx: Context) -> None:
         """Loads the dataset (cached per file) and resets the per-document token counts on a new
         tokenizer or file; counts are filled lazily, each document counted at most once."""
