@@ -8,12 +8,12 @@ This module must not import JAX: ruler_tasks and the prepare runner use it witho
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 from ruler_tasks.errors import UserError
+from ruler_tasks.files import fingerprint
 
 
 @runtime_checkable
@@ -21,10 +21,6 @@ class Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
-
-
-def _file_fingerprint(kind: str, path: Path) -> str:
-    return f"{kind}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
 
 
 class ByteTokenizer:
@@ -65,7 +61,7 @@ class SentencePieceTokenizer:
         self.vocab_size = self._sp.GetPieceSize()
         self.bos_id = self._sp.bos_id() if self._sp.bos_id() >= 0 else None
         self.eos_id = self._sp.eos_id() if self._sp.eos_id() >= 0 else None
-        self.fingerprint = _file_fingerprint("sentencepiece", path)
+        self.fingerprint = f"sentencepiece:{fingerprint(path)}"
 
     def encode(self, text: str) -> list[int]:
         return self._sp.EncodeAsIds(text)
@@ -94,7 +90,7 @@ class HFTokenizer:
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.bos_id = self._tok.token_to_id(bos_token) if bos_token else None
         self.eos_id = self._tok.token_to_id(eos_token) if eos_token else None
-        self.fingerprint = _file_fingerprint("hf", path)
+        self.fingerprint = f"hf:{fingerprint(path)}"
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json
+from ruler_tasks.files import atomic_write_json, fingerprint
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "devils_dictionary.txt"
 _WHITESPACE = re.compile(r"\s+")
@@ -125,5 +125,9 @@ def load_sentences(spec: str | None = None) -> tuple[str, ...]:
 
 
 def corpus_id(spec: str | None) -> str:
-    """What the manifest records for the haystack (the default or the user's path)."""
-    return "default:devils_dictionary" if spec in (None, "", "default") else str(Path(spec).resolve())
+    """What the manifest records for the haystack: the default, or the user's path with a fingerprint of
+    its content (so a haystack edited in place is detected). A missing path is reported when loaded."""
+    if spec in (None, "", "default"):
+        return "default:devils_dictionary"
+    path = Path(spec).resolve()
+    return f"{path}#{fingerprint(path)}" if path.exists() else str(path)

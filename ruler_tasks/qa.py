@@ -27,6 +27,7 @@ import numpy as np
 from ruler_tasks import qa_data
 from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
 from ruler_tasks.errors import UserError
+from ruler_tasks.files import fingerprint
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import QA_ANSWER_PREFIX, QA_DOCUMENT, QA_TEMPLATE
@@ -102,7 +103,7 @@ class QA(TaskGenerator):
         return None
 
     def data_id(self, options: Mapping[str, str]) -> str | None:
-        return qa_data.fingerprint(qa_data.resolve_path(self.dataset, self._path(options)))
+        return fingerprint(qa_data.resolve_path(self.dataset, self._path(options)))
 
     def prepare(self, ctx: Context) -> None:
         """Loads the dataset (cached per file) and resets the per-document token counts on a new

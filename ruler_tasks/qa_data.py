@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,18 +263,6 @@ def resolve_path(dataset: str, path: str | os.PathLike | None = None) -> Path:
     if not path.exists():
         raise QADataMissing(f"{src.title} not found at {path}: {how}")
     return path
-
-
-def fingerprint(path: Path) -> str:
-    """sha256 (16 hex digits) over a data file, or over a directory's files (relative names and bytes)."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    h = hashlib.sha256()
-    for file in files:
-        h.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import platform
 import subprocess
@@ -33,7 +32,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json, atomic_write_text, read_json, read_jsonl
+from ruler_tasks.files import atomic_write_json, atomic_write_text, fingerprint, read_json, read_jsonl
 from runners.cli import parse_lengths, user_errors_exit_2
 from runners.predictions import PredictionFile, prediction_path
 from runners.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory
@@ -90,17 +89,6 @@ def parse_args(argv=None) -> EvalConfig:
         seed=a.seed, batch=a.batch, chunk=a.chunk, template=a.template, impl=a.impl,
         task_files=tuple(a.task_file), options=options,
     )
-
-
-def checkpoint_fingerprint(ckpt_dir: Path) -> str:
-    """sha256 over the checkpoint's files (relative names and contents), first 16 hex digits."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(ckpt_dir).rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(ckpt_dir)).encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def git_revision() -> str | None:
@@ -269,7 +257,7 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
                 f"{' (one token is its BOS)' if extra else ''}; drop that length or raise max_context in config.json"
             )
     process, n_process = jax.process_index(), jax.process_count()
-    identity = {"checkpoint": checkpoint_fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.template}
+    identity = {"checkpoint": fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.template}
     info = claim_run(cfg, identity)
     if process == 0:
         atomic_write_json(cfg.run / "run.json", info)

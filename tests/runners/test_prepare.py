@@ -79,6 +79,18 @@ def test_changed_run_settings_are_refused_unless_overwrite(tmp_path, capsys, cha
     assert user_errors_exit_2(main)(argv + change + ["--overwrite"]) == 0
 
 
+def test_haystack_edited_in_place_is_refused(tmp_path, capsys):
+    corpus = (Path(__file__).parents[2] / "ruler_tasks" / "data" / "devils_dictionary.txt").read_text()
+    haystack = tmp_path / "essays.txt"
+    haystack.write_text(corpus[:200_000])
+    run = tmp_path / "run"
+    assert prepare(run, "--haystack", str(haystack), tasks="niah_single_2") == 0
+    haystack.write_text(corpus[200_000:])  # same path, other text
+    with pytest.raises(SystemExit) as exit_info:
+        prepare(run, "--haystack", str(haystack), tasks="niah_single_2")
+    assert exit_info.value.code == 2 and "haystack was" in capsys.readouterr().err
+
+
 def test_changed_task_version_is_refused(tmp_path, capsys):
     variant = tmp_path / "v.yaml"
     variant.write_text("mine:\n  include: niah_single_1\n")
