@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup test prepare eval-ruler report bench bench-prepare bench-kernels bench-decode bench-eval
+.PHONY: setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
 
 setup:
 	python3 -m venv .venv
@@ -13,7 +13,7 @@ test:
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 TASKS ?= all
-LENGTHS ?= 4096
+LENGTHS ?=
 SAMPLES ?= 10
 SEED ?= 42
 RUN ?=
@@ -21,18 +21,37 @@ RUN ?=
 # Generate RULER samples only (no model): make prepare RUN=runs/data-only LENGTHS=4096 SAMPLES=10 TOKENIZER=byte
 TOKENIZER ?= byte
 prepare:
-	$(PY) -m runners.prepare --tasks "$(TASKS)" --lengths "$(LENGTHS)" --samples $(SAMPLES) \
+	$(PY) -m runners.prepare --tasks "$(TASKS)" --lengths "$(or $(LENGTHS),4096)" --samples $(SAMPLES) \
 		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(or $(RUN),runs/prepared)"
 
 # Evaluate a checkpoint: make eval-ruler CKPT=dir LENGTHS=4096,8192 TASKS=all SAMPLES=N RUN=runs/name
+# With no CKPT: the shipped RAttention demo; with no LENGTHS: 1x, 2x, 4x, 8x the checkpoint's train_context.
 CKPT ?=
 BATCH ?=
 CHUNK ?=
 TEMPLATE ?=
 eval-ruler:
-	$(PY) -m runners.eval_ruler $(if $(CKPT),--checkpoint "$(CKPT)") --lengths "$(LENGTHS)" --tasks "$(TASKS)" \
+	$(PY) -m runners.eval_ruler $(if $(CKPT),--checkpoint "$(CKPT)") $(if $(LENGTHS),--lengths "$(LENGTHS)") --tasks "$(TASKS)" \
 		--samples $(SAMPLES) --seed $(SEED) $(if $(RUN),--run "$(RUN)") $(if $(BATCH),--batch $(BATCH)) \
 		$(if $(CHUNK),--chunk $(CHUNK)) $(if $(TEMPLATE),--template "$(TEMPLATE)")
+
+# The three shipped demo models (checkpoints/: RAttention-64, SWA-64, full attention) at 1x-8x their
+# training length, then one comparison report in runs/demo/report.
+DEMO_MODELS = rattention-w64 swa-w64 full-attention
+DEMO_RUNS = runs/demo
+eval-demo:
+	for m in $(DEMO_MODELS); do \
+		$(PY) -m runners.eval_ruler --checkpoint checkpoints/$$m $(if $(LENGTHS),--lengths "$(LENGTHS)") --tasks "$(TASKS)" \
+			--samples $(SAMPLES) --seed $(SEED) --run $(DEMO_RUNS)/$$m $(if $(BATCH),--batch $(BATCH)) || exit $$?; \
+	done
+	$(PY) -m reports.build $(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS)) --out $(DEMO_RUNS)/report --threshold $(THRESHOLD)
+
+# Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
+DEMO_RECIPE = --steps 800 --batch-tokens 8192 --lr 3e-3 --warmup 60 --save-every 50 --log-every 10
+train-demo:
+	$(PY) -m runners.train --preset demo-rattention --out checkpoints/rattention-w64 $(DEMO_RECIPE)
+	$(PY) -m runners.train --preset demo-swa --out checkpoints/swa-w64 $(DEMO_RECIPE)
+	$(PY) -m runners.train --preset demo-full --out checkpoints/full-attention $(DEMO_RECIPE)
 
 # Reports from run directories: make report RUNS="runs/a runs/b" OUT=runs/report THRESHOLD=85.6
 RUNS ?=

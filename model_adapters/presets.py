@@ -2,7 +2,7 @@
 
 The tiny-* presets are sized so that the tests run in seconds on one CPU core; they share everything
 but the layer pattern so that their outputs compare kind against kind. bench-* presets are for
-benchmarks only.
+benchmarks only; demo-* are the shipped demo checkpoints' architectures.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ _BENCH_1B = dict(
     layer_pattern=["rattention", "rattention", "rattention", "global"],
 )
 
+# The shipped demo models (checkpoints/, trained by runners.train): one size, data and recipe; they differ
+# only in the local layers (RAttention-64, SWA-64, or global like the others).
+_DEMO = dict(
+    vocab_size=258, d_model=64, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=16, mlp_dim=192,
+    window=64, max_context=131072, train_context=1024, bos_id=256, eos_id=257, learned_qk_scale=True,
+    tokenizer={"type": "byte"},
+)
+
 PRESETS: dict[str, dict] = {
     "tiny-rattention": {**_TINY, "layer_pattern": ["rattention", "global"]},
     "tiny-swa": {**_TINY, "layer_pattern": ["swa", "global"]},
@@ -31,6 +39,9 @@ PRESETS: dict[str, dict] = {
         **_TINY, "layer_pattern": ["rattention"], "rope_style": "half", "feature_map": "relu",
         "tie_embeddings": False, "num_kv_heads": 4, "num_layers": 1,
     },
+    "demo-rattention": {**_DEMO, "layer_pattern": ["rattention", "global"]},
+    "demo-swa": {**_DEMO, "layer_pattern": ["swa", "global"]},
+    "demo-full": {**_DEMO, "layer_pattern": ["global"]},
     # A mid-size model for the decode benchmark on small hosts (CPU): same shape rules as bench-1b.
     "bench-mid": {**_BENCH_1B, "d_model": 512, "num_layers": 4, "num_heads": 8, "num_kv_heads": 2,
                   "head_dim": 64, "mlp_dim": 1024, "window": 256},

@@ -2,6 +2,9 @@
 
     python -m runners.eval_ruler --checkpoint DIR --lengths 4096,8192 --tasks all --samples 10 --run RUN
 
+With no --checkpoint it evaluates the shipped RAttention demo (checkpoints/rattention-w64); with no
+--lengths, at 1x, 2x, 4x and 8x the checkpoint's train_context (config.json).
+
 1. Prepares (or reuses, checking RUN/data/manifest.json) each task's samples at each length with the
    checkpoint's own tokenizer.
 2. Prompts with input + answer_prefix, chunked prefill, greedy decode up to the task's
@@ -31,6 +34,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
+from model_adapters.config import load_config
 from ruler_tasks.errors import UserError
 from ruler_tasks.files import atomic_write_json, atomic_write_text, fingerprint, read_json, read_jsonl
 from runners.cli import parse_lengths, user_errors_exit_2
@@ -39,6 +43,8 @@ from runners.predictors import ModelPredictor, Predictor, host_peak_rss, peak_de
 from runners.prepare import prepare_data
 
 RUN_FORMAT = 1
+DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "rattention-w64"
+DEFAULT_LENGTH_MULTIPLES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,10 @@ class EvalConfig:
 
 def parse_args(argv=None) -> EvalConfig:
     p = argparse.ArgumentParser(prog="python -m runners.eval_ruler", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (config.json + tokenizer + params/)")
-    p.add_argument("--lengths", default="4096", help="target lengths in tokens, commas or spaces")
+    p.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT),
+                   help="checkpoint directory (config.json + tokenizer + params/); default: the shipped RAttention demo")
+    p.add_argument("--lengths", default=None,
+                   help="target lengths in tokens, commas or spaces (default: 1x,2x,4x,8x the checkpoint's train_context)")
     p.add_argument("--tasks", default="all", help="'all' or task names, commas or spaces")
     p.add_argument("--samples", type=int, default=10, help="samples per task and length")
     p.add_argument("--run", default=None, help="run directory (default runs/<checkpoint name>-<date>)")
@@ -73,9 +81,8 @@ def parse_args(argv=None) -> EvalConfig:
     for name in ("haystack", "squad", "hotpotqa"):
         p.add_argument(f"--{name}", default=None, help=f"path (default: $RULER_{name.upper()})")
     a = p.parse_args(argv)
-    if a.checkpoint is None:
-        raise UserError("--checkpoint is required (no demo checkpoint ships yet): make eval-ruler CKPT=path/to/checkpoint")
     ckpt = Path(a.checkpoint)
+    lengths = parse_lengths(a.lengths) if a.lengths is not None else default_lengths(ckpt)
     if a.samples < 1:
         raise UserError(f"--samples: {a.samples} must be at least 1")
     if a.batch is not None and a.batch < 1:
@@ -85,10 +92,18 @@ def parse_args(argv=None) -> EvalConfig:
     run = Path(a.run) if a.run else Path("runs") / f"{ckpt.absolute().name}-{dt.date.today().isoformat()}"
     options = {k: v for k in ("haystack", "squad", "hotpotqa") if (v := getattr(a, k) or os.environ.get(f"RULER_{k.upper()}"))}
     return EvalConfig(
-        checkpoint=ckpt, lengths=tuple(parse_lengths(a.lengths)), tasks=a.tasks, samples=a.samples, run=run,
+        checkpoint=ckpt, lengths=tuple(lengths), tasks=a.tasks, samples=a.samples, run=run,
         seed=a.seed, batch=a.batch, chunk=a.chunk, template=a.template, impl=a.impl,
         task_files=tuple(a.task_file), options=options,
     )
+
+
+def default_lengths(ckpt: Path) -> list[int]:
+    """1x, 2x, 4x and 8x the checkpoint's train_context."""
+    train_context = load_config(ckpt).train_context
+    if not train_context:
+        raise UserError(f"{ckpt}/config.json has no train_context to take default lengths from; pass --lengths")
+    return [m * train_context for m in DEFAULT_LENGTH_MULTIPLES]
 
 
 def git_revision() -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from model_adapters.init import init_checkpoint
-from runners.eval_ruler import main, parse_args, run_eval
+from runners.eval_ruler import DEMO_CHECKPOINT, parse_args, run_eval
 from runners.predictors import Prediction
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,17 @@ def test_bad_input_is_one_line_exit_2(ckpt, reference_run, tmp_path):
     assert not (tmp_path / "b" / "pred").exists() and not (tmp_path / "c" / "pred").exists()
 
 
-def test_no_checkpoint_says_it_is_required(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--lengths", "1024"])
-    assert e.value.code == 2 and "--checkpoint is required" in capsys.readouterr().err
+def test_defaults_are_the_rattention_demo_at_1_2_4_8x_its_training_length():
+    cfg = parse_args([])
+    assert cfg.checkpoint == DEMO_CHECKPOINT and (DEMO_CHECKPOINT / "config.json").is_file()
+    train_context = json.loads((DEMO_CHECKPOINT / "config.json").read_text())["train_context"]
+    assert cfg.lengths == tuple(m * train_context for m in (1, 2, 4, 8))
+
+
+def test_default_lengths_need_a_train_context(tmp_path):
+    ckpt = Path(init_checkpoint("tiny-rattention", str(tmp_path / "ckpt")))
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "train_context": None}))
+    code, err = run_cli(["--checkpoint", str(ckpt), "--run", str(tmp_path / "run")])
+    assert code == 2 and len(err.splitlines()) == 1 and "pass --lengths" in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,266 @@
+"""Train a model from a preset on the task stream (runners.train_data): how the demo checkpoints are made.
+
+    python -m runners.train --preset demo-rattention --out checkpoints/rattention-w64 --steps 1000
+
+AdamW (b2 0.95, weight decay on matrices only) with linear warmup and cosine decay to 10% of the peak,
+global-norm clipping. The loss is answer_loss + copy_loss + text_loss, each the mean next-token
+cross-entropy over its positions (runners.train_data): task answers (the references after the answer
+prefix, and the EOS that ends them), second copies of repeated text, and everything else (prompts and
+haystack text); so the sparse answers weigh as much as the text. Local layers run the kernels' "xla" path (differentiable), global layers the query-blocked form.
+
+OUT gets the checkpoint (config.json + params/, loadable by model_adapters.load) at every save,
+OUT/train_state/ (parameters, optimizer state and step; orbax, atomic) to resume from, OUT/train_log.jsonl
+(one line per logged step) and, when done, OUT/training.json (recipe, steps, wall time, final loss).
+Rerunning the same command resumes from the last saved step and gives the same parameters an
+uninterrupted run would; a different recipe in the same OUT is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from concurrent.futures import ThreadPoolExecutor
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from tqdm import tqdm
+
+from model_adapters.checkpoint import save
+from model_adapters.model import RAttentionLM
+from model_adapters.presets import PRESETS, preset_config
+from model_adapters.tokenizers import tokenizer_from_config
+from ruler_tasks.errors import UserError
+from ruler_tasks.files import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from runners.cli import user_errors_exit_2
+from runners.train_data import TrainingStream
+
+FINAL_LR_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the trained parameters (a resumed run must match it)."""
+
+    preset: str
+    steps: int
+    context: int
+    batch_tokens: int
+    lr: float
+    warmup: int
+    weight_decay: float
+    clip: float
+    text_fraction: float
+    copy_fraction: float
+    seed: int
+
+
+def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="python -m runners.train", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    p.add_argument("--out", required=True, help="checkpoint directory to write (and resume from)")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--context", type=int, default=None, help="training context in tokens (default: the preset's train_context)")
+    p.add_argument("--batch-tokens", type=int, default=8192, help="tokens per step (rows = this // the step's length)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
+    p.add_argument("--text-fraction", type=float, default=0.05, help="share of rows that are plain haystack text")
+    p.add_argument("--copy-fraction", type=float, default=0.25, help="share of rows that are a text slice repeated")
+    p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=10)
+    args = p.parse_args(argv)
+    config = preset_config(args.preset)
+    context = args.context or config.train_context
+    if not context or context < 2:
+        raise UserError(f"--context: preset {args.preset} has no train_context; pass --context (e.g. 1024)")
+    if context > config.max_context:
+        raise UserError(f"--context {context} exceeds the preset's max_context {config.max_context}; pass a smaller --context")
+    for name in ("steps", "batch_tokens", "save_every", "log_every"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.warmup < args.steps:
+        raise UserError(f"--warmup {args.warmup} must be in [0, --steps)")
+    recipe = Recipe(preset=args.preset, steps=args.steps, context=context, batch_tokens=args.batch_tokens, lr=args.lr,
+                    warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                    text_fraction=args.text_fraction, copy_fraction=args.copy_fraction, seed=args.seed)
+    return recipe, args
+
+
+def learning_rate(recipe: Recipe) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(
+        0.0, recipe.lr, recipe.warmup, recipe.steps, end_value=recipe.lr * FINAL_LR_FRACTION
+    )
+
+
+def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
+    """Clipping, then AdamW; weight decay on matrices (ndim >= 2) only, not on norms' scales."""
+    decay_mask = jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+    return optax.chain(
+        optax.clip_by_global_norm(recipe.clip),
+        optax.adamw(learning_rate(recipe), b1=0.9, b2=0.95, weight_decay=recipe.weight_decay, mask=decay_mask),
+    )
+
+
+def loss_terms(model: RAttentionLM, tokens, answer_mask, copy_mask, text_mask):
+    """tokens [B,L] int32, masks [B,L-1] bool -> (sum of the three, {answer_loss, copy_loss, text_loss})."""
+    logits = model(tokens[:, :-1], impl="xla")  # [B,C-1,V] float32
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
+
+    def mean_over(mask):
+        return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1)
+
+    terms = {"answer_loss": mean_over(answer_mask), "copy_loss": mean_over(copy_mask), "text_loss": mean_over(text_mask)}
+    return sum(terms.values()), terms
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation):
+    """A jitted (params, opt_state, tokens, answer_mask, copy_mask, text_mask) -> (params, opt_state, metrics); one
+    compile per row length (runners.train_data's buckets)."""
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(params, opt_state, tokens, answer_mask, copy_mask, text_mask):
+        def loss_fn(p):
+            return loss_terms(nnx.merge(graphdef, p), tokens, answer_mask, copy_mask, text_mask)
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        metrics = {"loss": loss, **terms, "grad_norm": optax.tree.norm(grads)}
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return train_step
+
+
+class Trainer:
+    """One training run in OUT: builds or restores the state, steps, logs and saves."""
+
+    def __init__(self, recipe: Recipe, out: str | Path):
+        self.recipe = recipe
+        self.out = Path(out).absolute()
+        self.config = preset_config(recipe.preset)
+        self.tokenizer = tokenizer_from_config(self.out, self.config.tokenizer.to_dict())
+        model = RAttentionLM(self.config, rngs=nnx.Rngs(recipe.seed))
+        self.graphdef, state = nnx.split(model)
+        self.params = nnx.to_pure_dict(state)
+        self.tx = optimizer(recipe, self.params)
+        self.opt_state = self.tx.init(self.params)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds before this process (resumed runs)
+        self.stream = TrainingStream(
+            self.tokenizer, context=recipe.context, steps=recipe.steps, seed=recipe.seed, bos_id=self.config.bos_id,
+            eos_id=self._eos_id(), batch_tokens=recipe.batch_tokens, text_fraction=recipe.text_fraction,
+            copy_fraction=recipe.copy_fraction,
+        )
+        self.manager = ocp.CheckpointManager(
+            self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+        )
+        self.log_path = self.out / "train_log.jsonl"
+
+    def _eos_id(self) -> int:
+        eos = self.config.eos_id if self.config.eos_id is not None else getattr(self.tokenizer, "eos_id", None)
+        if eos is None:
+            raise UserError(f"preset {self.recipe.preset}: no eos_id in its config or tokenizer; training needs one to end answers")
+        return eos
+
+    def _tree(self) -> dict:
+        return {"params": self.params, "opt_state": self.opt_state, "step": self.step, "elapsed": self.elapsed}
+
+    def restore(self) -> None:
+        """Continues from OUT/train_state if present; refuses one made with a different recipe."""
+        recipe_path = self.out / "recipe.json"
+        if recipe_path.is_file():
+            saved = read_json(recipe_path)
+            if saved != asdict(self.recipe):
+                diff = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(self.recipe).items() if saved.get(k) != v)
+                raise UserError(f"{self.out} holds a run with a different recipe ({diff}); use a new --out")
+        latest = self.manager.latest_step()
+        if latest is None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(recipe_path, asdict(self.recipe))
+            if self.log_path.exists():
+                self.log_path.unlink()
+            return
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), self._tree())
+        tree = self.manager.restore(latest, args=ocp.args.StandardRestore(target))
+        self.params, self.opt_state = tree["params"], tree["opt_state"]
+        self.step, self.elapsed = int(tree["step"]), float(tree["elapsed"])
+        if self.log_path.exists():  # drop lines logged after the restored step
+            lines = [r for r in read_jsonl(self.log_path, allow_torn_tail=True) if r["step"] <= self.step]
+            atomic_write_jsonl(self.log_path, lines)
+
+    def save(self) -> None:
+        self.manager.save(self.step, args=ocp.args.StandardSave(self._tree()), force=True)
+        self.manager.wait_until_finished()
+        save(nnx.merge(self.graphdef, self.params), self.out)
+
+    def run(self, *, save_every: int, log_every: int, progress: bool = True) -> dict:
+        """Trains to recipe.steps; returns the last logged metrics."""
+        train_step = make_train_step(self.graphdef, self.tx)
+        schedule = learning_rate(self.recipe)
+        last, window = {}, []
+        start = time.perf_counter() - self.elapsed
+        with open(self.log_path, "a", encoding="utf-8") as log, tqdm(
+            initial=self.step, total=self.recipe.steps, unit="step", desc=self.recipe.preset, disable=not progress
+        ) as bar, ThreadPoolExecutor(1) as prefetch:  # the next batch is made while this step runs
+            upcoming = prefetch.submit(self.stream.batch, self.step)
+            while self.step < self.recipe.steps:
+                batch = upcoming.result()
+                if self.step + 1 < self.recipe.steps:
+                    upcoming = prefetch.submit(self.stream.batch, self.step + 1)
+                self.params, self.opt_state, metrics = train_step(
+                    self.params, self.opt_state, batch.tokens, batch.answer_mask, batch.copy_mask, batch.text_mask
+                )
+                self.step += 1
+                window.append(metrics)
+                if self.step % log_every == 0 or self.step == self.recipe.steps:
+                    means = {k: float(np.mean([float(m[k]) for m in window])) for k in window[0]}
+                    if not np.isfinite(means["loss"]):
+                        raise UserError(f"loss is {means['loss']} at step {self.step}; lower --lr or raise --warmup, in a new --out")
+                    self.elapsed = time.perf_counter() - start
+                    last = {"step": self.step, **means, "lr": float(schedule(self.step - 1)), "elapsed_s": round(self.elapsed, 1)}
+                    append_jsonl(log, last)
+                    bar.set_postfix(answer=f"{means['answer_loss']:.3f}", copy=f"{means['copy_loss']:.3f}")
+                    window = []
+                bar.update(1)
+                if self.step % save_every == 0 or self.step == self.recipe.steps:
+                    self.elapsed = time.perf_counter() - start
+                    self.save()
+        return last
+
+
+@user_errors_exit_2
+def main(argv=None) -> int:
+    recipe, args = parse_args(argv)
+    trainer = Trainer(recipe, args.out)
+    trainer.restore()
+    if trainer.step >= recipe.steps:
+        print(f"{trainer.out}: already trained to step {trainer.step}")
+        return 0
+    last = trainer.run(save_every=args.save_every, log_every=args.log_every)
+    summary = {
+        "command": "python -m runners.train " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "recipe": asdict(recipe),
+        "steps": trainer.step,
+        "wall_s": round(trainer.elapsed, 1),
+        "final": {k: last[k] for k in ("loss", "answer_loss", "copy_loss", "text_loss")},
+        "devices": [str(d) for d in jax.devices()],
+        "jax": jax.__version__,
+    }
+    atomic_write_json(trainer.out / "training.json", summary)
+    print(f"trained {recipe.preset} for {trainer.step} steps in {trainer.elapsed:.0f} s; final loss {last['loss']:.4f} "
+          f"(answer {last['answer_loss']:.4f}); checkpoint in {trainer.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The demo models' training stream: RULER-style task samples plus plain haystack text, made on the fly.
+
+    stream = TrainingStream(tokenizer, context=1024, steps=1000, seed=0, bos_id=256, eos_id=257)
+    batch = stream.batch(step)   # tokens [B, L] int32; answer_mask, copy_mask, text_mask [B, L - 1] bool
+
+Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context, with
+B = batch_tokens // L rows, so a step costs about the same at every length. Curriculum: the longest
+bucket allowed grows from the shortest to the full context over the first CURRICULUM_FRACTION of the
+steps; a step takes the longest allowed bucket with probability 1/2, else one of the allowed uniformly.
+Short samples make retrieval easy to discover (fewer positions to attend over); the full context stays
+the most frequent length once the curriculum is over.
+
+Rows (drawn independently): with probability `text_fraction`, a random slice of the haystack essay text
+(default: the shipped corpus); with probability `copy_fraction`, a random slice of it, a blank line, and
+the same slice again (its second copy is "copy" targets: predicting it needs attention back over half
+the row, the induction that retrieval is built from, with a dense signal where a task row has only a
+few answer tokens); otherwise a sample of a task, uniform over the suite's tasks that need no external
+data (the 11 non-QA tasks) and fit length L. A task row is
+`[bos] + input + answer_prefix + sep + ", ".join(outputs) + [eos]`, right-padded with eos; the answer
+and its eos are "answer" targets, the rest "text". Samples are generated with room for ANSWER_ROOM
+tokens after the prompt instead of the task's full tokens_to_generate (RULER's decode budget, far more
+than the answers take), so that retrieval tasks fit the short buckets; a sample whose answer does not
+fit is drawn again with the task's own budget (and failing that, another task is drawn).
+
+Seeds: row r of step s comes from `default_rng([TRAIN_SEED_TAG, seed, s, r])`, a four-word entropy
+that starts with a fixed tag, while evaluation files use `[seed, crc32(task), length]` (three words,
+runners.prepare.file_rng), so no training row shares a random stream with an evaluation sample. A
+batch depends only on (seed, step): a resumed run sees exactly the rows an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ruler_tasks.base import Context, Sample
+from ruler_tasks.chat_templates import resolve_chat_template
+from ruler_tasks.corpus import load_text, normalize
+from ruler_tasks.errors import UserError
+from ruler_tasks.registry import Task, load_registry
+
+TRAIN_SEED_TAG = zlib.crc32(b"rattn-ruler/train")
+BUCKET_FRACTIONS = (3 / 8, 1 / 2, 3 / 4, 1)
+CURRICULUM_FRACTION = 0.4
+ANSWER_ROOM = 48
+
+
+@dataclass(frozen=True)
+class Batch:
+    """tokens [B, L] int32; answer_mask, copy_mask, text_mask [B, L - 1] bool mark the targets tokens[:, 1:]
+    (column t: whether tokens[:, t + 1] is scored, and as what); names [B]: each row's task, "text" or "copy"."""
+
+    tokens: np.ndarray
+    answer_mask: np.ndarray
+    copy_mask: np.ndarray
+    text_mask: np.ndarray
+    names: tuple[str, ...]
+
+
+def answer_text(answer_prefix: str, outputs: list[str]) -> str:
+    """The continuation a task row is trained on: the references, comma-separated, after the prefix."""
+    sep = "" if not answer_prefix or answer_prefix[-1].isspace() else " "
+    return sep + ", ".join(outputs)
+
+
+class TrainingStream:
+    """Deterministic batches of task samples and haystack text at lengths up to `context` tokens."""
+
+    def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
+                 batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
+                 haystack: str | None = None, chat_template: str = "base"):
+        if min(text_fraction, copy_fraction) < 0 or text_fraction + copy_fraction > 1:
+            raise UserError(f"--text-fraction {text_fraction} and --copy-fraction {copy_fraction} must be >= 0 with a sum <= 1")
+        if batch_tokens < context:
+            raise UserError(f"--batch-tokens {batch_tokens} is less than one row of --context {context}; raise it")
+        self.tokenizer = tokenizer
+        self.context = context
+        self.steps = steps
+        self.seed = seed
+        self.bos = [] if bos_id is None else [bos_id]
+        self.eos_id = eos_id
+        self.batch_tokens = batch_tokens
+        self.text_fraction = text_fraction
+        self.copy_fraction = copy_fraction
+        self.options = {"haystack": haystack} if haystack else {}
+        self.chat = resolve_chat_template(chat_template)
+        self.text = normalize(load_text(haystack))
+        registry = load_registry()
+        tasks = [t for t in (registry.get(n) for n in registry.names()) if not t.generator.data_missing(self.options)]
+        self.buckets = sorted({max(2, int(f * context)) for f in BUCKET_FRACTIONS})
+        self.tasks_at = {length: [t for t in tasks if self._fits(t, length)] for length in self.buckets}
+        too_short = [t.name for t in tasks if t not in self.tasks_at[context]]
+        if too_short:
+            raise UserError(f"--context {context} is too short for task(s) {', '.join(too_short)}; use --context 1024 or more")
+        self.buckets = [length for length in self.buckets if self.tasks_at[length]]
+
+    def _sample(self, task: Task, length: int, rng: np.random.Generator, room: int) -> Sample:
+        return task.generator.sample(Context(length, room, self.tokenizer, self.chat, self.options), rng)
+
+    def _fits(self, task: Task, length: int) -> bool:
+        try:
+            self._sample(task, length, np.random.default_rng(0), min(ANSWER_ROOM, task.tokens_to_generate))
+        except UserError:
+            return False
+        return True
+
+    def length_at(self, step: int, rng: np.random.Generator) -> int:
+        """The step's row length: the curriculum's longest allowed bucket half the time, else any allowed one."""
+        progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * self.steps))
+        limit = self.buckets[0] + progress * (self.context - self.buckets[0])
+        allowed = [length for length in self.buckets if length <= limit]
+        return allowed[-1] if rng.random() < 0.5 else allowed[rng.integers(len(allowed))]
+
+    def _task_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], int, str]:
+        """(tokens, index of the first answer token, task name) of one sample whose answer fits `length`.
+
+        Tries ANSWER_ROOM, then the task's own tokens_to_generate; a task whose answer fits neither at this
+        length (cwe's ten words in a short bucket, say) gives way to another draw.
+        """
+        tasks = self.tasks_at[length]
+        while True:
+            task = tasks[rng.integers(len(tasks))]
+            sample_seed = rng.integers(2**63)
+            for room in (min(ANSWER_ROOM, task.tokens_to_generate), task.tokens_to_generate):
+                try:
+                    sample = self._sample(task, length, np.random.default_rng(sample_seed), room)
+                except UserError:
+                    continue
+                prompt = self.bos + list(self.tokenizer.encode(sample.input + sample.answer_prefix))
+                answer = list(self.tokenizer.encode(answer_text(sample.answer_prefix, sample.outputs))) + [self.eos_id]
+                if len(prompt) + len(answer) <= length:
+                    return prompt + answer, len(prompt), task.name
+
+    def _text_slice(self, tokens: int, rng: np.random.Generator) -> list[int]:
+        """`tokens` tokens of the haystack text from a random character offset."""
+        span = 8 * tokens  # characters: enough for `tokens` tokens of any tokenizer
+        start = int(rng.integers(max(1, len(self.text) - span)))
+        return list(self.tokenizer.encode(self.text[start:start + span]))[:tokens]
+
+    def _copy_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], int]:
+        """(bos + slice + blank line + the same slice, index where the second copy starts), <= `length` tokens."""
+        sep = list(self.tokenizer.encode("\n\n"))
+        piece = self._text_slice((length - len(self.bos) - len(sep)) // 2, rng)
+        first = self.bos + piece + sep
+        return first + piece, len(first)
+
+    def batch(self, step: int) -> Batch:
+        length = self.length_at(step, np.random.default_rng([TRAIN_SEED_TAG, self.seed, step]))
+        rows = self.batch_tokens // length
+        tokens = np.full((rows, length), self.eos_id, np.int32)
+        answer_mask = np.zeros((rows, length - 1), bool)
+        copy_mask = np.zeros((rows, length - 1), bool)
+        text_mask = np.zeros((rows, length - 1), bool)
+        names = []
+        for row in range(rows):
+            rng = np.random.default_rng([TRAIN_SEED_TAG, self.seed, step, row])
+            draw = rng.random()
+            if draw < self.text_fraction:
+                ids, name = (self.bos + self._text_slice(length - len(self.bos), rng)), "text"
+                split, target = len(ids), None
+            elif draw < self.text_fraction + self.copy_fraction:
+                (ids, split), name, target = self._copy_row(length, rng), "copy", copy_mask
+            else:
+                ids, split, name = self._task_row(length, rng)
+                target = answer_mask
+            tokens[row, : len(ids)] = ids
+            text_mask[row, : split - 1] = True  # targets tokens[1:split]
+            if target is not None:
+                target[row, split - 1 : len(ids) - 1] = True  # targets tokens[split:]
+            names.append(name)
+        return Batch(tokens, answer_mask, copy_mask, text_mask, tuple(names))

@@ -1,0 +1,172 @@
+"""runners.train and its data stream: the batches, the loss wiring, saving, and resuming to identical parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import runners.train as train
+from model_adapters.checkpoint import load
+from model_adapters.tokenizers import ByteTokenizer
+from ruler_tasks.files import read_jsonl
+from ruler_tasks.registry import load_registry
+from runners.prepare import prepare_data
+from runners.train_data import TrainingStream, answer_text
+
+CONTEXT = 1024
+STEPS = 60
+RECIPE = ["--preset", "tiny-rattention", "--context", str(CONTEXT), "--batch-tokens", "2048", "--warmup", "2", "--lr", "1e-2"]
+
+
+@pytest.fixture(scope="module")
+def stream() -> TrainingStream:
+    return make_stream(seed=3)
+
+
+def make_stream(seed: int) -> TrainingStream:
+    return TrainingStream(ByteTokenizer(), context=CONTEXT, steps=STEPS, seed=seed, bos_id=256, eos_id=257,
+                          batch_tokens=2048, text_fraction=0.2)
+
+
+def test_batches_depend_only_on_seed_and_step(stream):
+    a, b, c = stream.batch(5), stream.batch(5), stream.batch(6)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    assert a.names == b.names and (a.tokens.shape != c.tokens.shape or not np.array_equal(a.tokens, c.tokens))
+    other = make_stream(seed=4).batch(5)
+    assert other.tokens.shape != a.tokens.shape or not np.array_equal(other.tokens, a.tokens)
+
+
+def test_curriculum_starts_short_and_ends_at_the_full_context(stream):
+    shapes = [stream.batch(step).tokens.shape for step in range(STEPS)]
+    assert all(rows * length <= 2048 and rows == 2048 // length for rows, length in shapes)
+    assert {length for _, length in shapes[:5]} == {stream.buckets[0]} and stream.buckets[0] < CONTEXT
+    lengths = [length for _, length in shapes]
+    late = lengths[int(0.4 * STEPS):]
+    assert set(late) == set(stream.buckets) and late.count(CONTEXT) > len(late) / 2
+
+
+def test_rows_cover_the_non_qa_tasks_text_and_copies_with_correct_masks(stream):
+    tok = ByteTokenizer()
+    seen = set()
+    for step in range(STEPS):
+        batch = stream.batch(step)
+        assert batch.tokens.dtype == np.int32 and batch.answer_mask.shape == (batch.tokens.shape[0], batch.tokens.shape[1] - 1)
+        for row, name in enumerate(batch.names):
+            seen.add(name)
+            ids, answer, copy, text = batch.tokens[row], batch.answer_mask[row], batch.copy_mask[row], batch.text_mask[row]
+            assert ids[0] == 256 and not np.any(answer & text) and not np.any(copy & text) and not np.any(answer & copy)
+            targets = ids[1:]
+            if name == "text":
+                assert not answer.any() and not copy.any() and text.all()
+                continue
+            if name == "copy":
+                second = targets[copy]
+                first = ids[1 : 1 + len(second)]
+                assert not answer.any() and len(second) > ids.shape[0] // 3
+                np.testing.assert_array_equal(first, second)  # the second copy repeats the first
+                assert text[: int(np.argmax(copy))].all()
+                continue
+            assert not copy.any()
+            answer_ids = targets[answer]
+            assert answer_ids[-1] == 257  # the answer ends with EOS
+            first_answer = int(np.argmax(answer))
+            assert text[:first_answer].all() and not text[first_answer:].any()  # text = the prompt, pads unscored
+            prompt, answer_str = tok.decode(ids[1 : first_answer + 1]), tok.decode(answer_ids[:-1])
+            references = answer_str.lstrip().split(", ")
+            assert answer_text(prompt, references) == answer_str  # one space after the prefix, unless it ends in one
+            assert all(r in prompt for r in references)  # every reference occurs in the context
+    non_qa = {n for n in load_registry().names() if not load_registry().get(n).needs_data}
+    assert seen == non_qa | {"text", "copy"}
+
+
+def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
+    """Same task, length and the evaluation's default seed: the generated needles never coincide."""
+    prepare_data(tasks="niah_single_1", lengths=[CONTEXT], samples=20, tokenizer=ByteTokenizer(), tokenizer_spec="byte",
+                 seed=42, out=tmp_path, progress=False)
+    eval_answers = {r["outputs"][0] for r in read_jsonl(tmp_path / "data" / "niah_single_1" / f"{CONTEXT}.jsonl")}
+    tok = ByteTokenizer()
+    train_answers = set()
+    for step in range(STEPS):
+        batch = stream.batch(step)
+        for row, name in enumerate(batch.names):
+            if name == "niah_single_1":
+                train_answers.add(tok.decode(batch.tokens[row, 1:][batch.answer_mask[row]][:-1]).strip())
+    assert train_answers and not train_answers & eval_answers
+
+
+def test_too_short_a_context_is_one_line_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--preset", "tiny-rattention", "--out", str(tmp_path / "m"), "--steps", "2", "--warmup", "1", "--context", "300"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "--context" in err
+    assert not (tmp_path / "m").exists()
+
+
+def _params(ckpt: Path) -> list[np.ndarray]:
+    from flax import nnx
+
+    model, _ = load(ckpt)
+    return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def test_loss_falls_and_the_checkpoint_loads(tmp_path):
+    out = tmp_path / "m"
+    assert train.main([*RECIPE, "--out", str(out), "--steps", "30", "--log-every", "5"]) == 0
+    log = read_jsonl(out / "train_log.jsonl")
+    assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30]
+    for term in ("answer_loss", "copy_loss", "text_loss"):
+        assert log[-1][term] < log[0][term] - 0.5, term
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["steps"] == 30 and summary["final"]["loss"] == pytest.approx(log[-1]["loss"])
+    assert summary["recipe"]["context"] == CONTEXT and summary["command"].startswith("python -m runners.train")
+    model, tokenizer = load(out)
+    assert model.config.train_context == 256 and tokenizer.vocab_size == 258
+    assert train.main([*RECIPE, "--out", str(out), "--steps", "30"]) == 0  # already done: nothing changes
+    assert read_jsonl(out / "train_log.jsonl") == log
+
+
+def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = [*RECIPE, "--steps", "6", "--save-every", "2", "--log-every", "1"]
+    assert train.main([*args, "--out", str(straight)]) == 0
+
+    real = train.make_train_step
+
+    def interrupted_after_three(graphdef, tx):
+        step, calls = real(graphdef, tx), []
+
+        def wrapped(*a):
+            calls.append(1)
+            if len(calls) > 3:
+                raise KeyboardInterrupt
+            return step(*a)
+
+        return wrapped
+
+    monkeypatch.setattr(train, "make_train_step", interrupted_after_three)
+    with pytest.raises(SystemExit) as e:
+        train.main([*args, "--out", str(resumed)])
+    assert e.value.code == 130
+    assert [r["step"] for r in read_jsonl(resumed / "train_log.jsonl")] == [1, 2, 3]  # saved at 2, logged 3
+    monkeypatch.setattr(train, "make_train_step", real)
+    assert train.main([*args, "--out", str(resumed)]) == 0
+    for a, b in zip(_params(straight), _params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    strip = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_jsonl(straight / "train_log.jsonl")]
+    assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_jsonl(resumed / "train_log.jsonl")] == strip
+
+
+def test_a_different_recipe_in_the_same_out_is_refused(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert train.main([*RECIPE, "--out", str(out), "--steps", "3", "--log-every", "1"]) == 0
+    before = read_jsonl(out / "train_log.jsonl")
+    capsys.readouterr()  # the first run's progress bar
+    with pytest.raises(SystemExit) as e:
+        train.main([*RECIPE, "--out", str(out), "--steps", "3", "--lr", "5e-3"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "different recipe" in err and "lr" in err
+    assert read_jsonl(out / "train_log.jsonl") == before
