@@ -47,7 +47,7 @@ eval-demo:
 	$(PY) -m reports.build $(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS)) --out $(DEMO_RUNS)/report --threshold $(THRESHOLD)
 
 # Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
-DEMO_RECIPE = --steps 800 --batch-tokens 8192 --lr 3e-3 --warmup 60 --save-every 50 --log-every 10
+DEMO_RECIPE = --steps 700 --batch-tokens 8192 --lr 3e-3 --warmup 60 --save-every 50 --log-every 10
 train-demo:
 	$(PY) -m runners.train --preset demo-rattention --out checkpoints/rattention-w64 $(DEMO_RECIPE)
 	$(PY) -m runners.train --preset demo-swa --out checkpoints/swa-w64 $(DEMO_RECIPE)

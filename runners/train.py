@@ -114,7 +114,7 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
 
 def loss_terms(model: RAttentionLM, tokens, answer_mask, copy_mask, text_mask):
     """tokens [B,L] int32, masks [B,L-1] bool -> (sum of the three, {answer_loss, copy_loss, text_loss})."""
-    logits = model(tokens[:, :-1], impl="xla")  # [B,C-1,V] float32
+    logits = model(tokens[:, :-1], impl="xla")  # [B,L-1,V] float32
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
 
     def mean_over(mask):

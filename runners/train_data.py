@@ -11,10 +11,10 @@ Short samples make retrieval easy to discover (fewer positions to attend over); 
 the most frequent length once the curriculum is over.
 
 Rows (drawn independently): with probability `text_fraction`, a random slice of the haystack essay text
-(default: the shipped corpus); with probability `copy_fraction`, a random slice of it, a blank line, and
-the same slice again (its second copy is "copy" targets: predicting it needs attention back over half
-the row, the induction that retrieval is built from, with a dense signal where a task row has only a
-few answer tokens); otherwise a sample of a task, uniform over the suite's tasks that need no external
+(default: the shipped corpus); with probability `copy_fraction`, such a slice in which a few short spans
+of the first half are repeated at random places in the second half (those repeats are "copy" targets:
+predicting them needs content-matched attention back over the row, the induction that retrieval is
+built from, with a denser signal than a task row's few answer tokens); otherwise a sample of a task, uniform over the suite's tasks that need no external
 data (the 11 non-QA tasks) and fit length L. A task row is
 `[bos] + input + answer_prefix + sep + ", ".join(outputs) + [eos]`, right-padded with eos; the answer
 and its eos are "answer" targets, the rest "text". Samples are generated with room for ANSWER_ROOM
@@ -45,6 +45,8 @@ TRAIN_SEED_TAG = zlib.crc32(b"rattn-ruler/train")
 BUCKET_FRACTIONS = (3 / 8, 1 / 2, 3 / 4, 1)
 CURRICULUM_FRACTION = 0.4
 ANSWER_ROOM = 48
+COPY_SPANS = 4
+COPY_SPAN_TOKENS = (16, 48)
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,25 @@ class TrainingStream:
         start = int(rng.integers(max(1, len(self.text) - span)))
         return list(self.tokenizer.encode(self.text[start:start + span]))[:tokens]
 
-    def _copy_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], int]:
-        """(bos + slice + blank line + the same slice, index where the second copy starts), <= `length` tokens."""
-        sep = list(self.tokenizer.encode("\n\n"))
-        piece = self._text_slice((length - len(self.bos) - len(sep)) // 2, rng)
-        first = self.bos + piece + sep
-        return first + piece, len(first)
+    def _copy_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """(bos + haystack text with COPY_SPANS spans of its first half repeated in its second half, copy
+        targets [length - 1] bool).
+
+        Each span (COPY_SPAN_TOKENS long) lands at a random offset inside its own slot of the second half,
+        so the distance back to its source varies and only matching content (not a fixed offset) predicts
+        it. Targets from the span's third token on are "copy" (its first two say which span this is).
+        """
+        text = np.asarray(self._text_slice(length - len(self.bos), rng))
+        copy = np.zeros(length - 1, bool)
+        half = len(text) // 2
+        slot = (len(text) - half) // COPY_SPANS
+        for i in range(COPY_SPANS):
+            span = int(rng.integers(COPY_SPAN_TOKENS[0], min(COPY_SPAN_TOKENS[1], slot) + 1))
+            source = int(rng.integers(0, half - span + 1))
+            dest = half + i * slot + int(rng.integers(0, slot - span + 1))
+            text[dest:dest + span] = text[source:source + span]
+            copy[len(self.bos) + dest + 1 : len(self.bos) + dest + span - 1] = True  # column t scores token t + 1
+        return self.bos + text.tolist(), copy
 
     def batch(self, step: int) -> Batch:
         length = self.length_at(step, np.random.default_rng([TRAIN_SEED_TAG, self.seed, step]))
@@ -161,12 +176,14 @@ class TrainingStream:
                 ids, name = (self.bos + self._text_slice(length - len(self.bos), rng)), "text"
                 split, target = len(ids), None
             elif draw < self.text_fraction + self.copy_fraction:
-                (ids, split), name, target = self._copy_row(length, rng), "copy", copy_mask
+                ids, copy = self._copy_row(length, rng)
+                split, target, name = len(ids), None, "copy"
+                copy_mask[row, : len(ids) - 1] = copy[: len(ids) - 1]
             else:
                 ids, split, name = self._task_row(length, rng)
                 target = answer_mask
             tokens[row, : len(ids)] = ids
-            text_mask[row, : split - 1] = True  # targets tokens[1:split]
+            text_mask[row, : split - 1] = ~copy_mask[row, : split - 1]  # targets tokens[1:split]
             if target is not None:
                 target[row, split - 1 : len(ids) - 1] = True  # targets tokens[split:]
             names.append(name)
