@@ -41,10 +41,9 @@ DEMO_MODELS = rattention-w64 swa-w64 full-attention
 DEMO_RUNS = runs/demo
 eval-demo:
 	for m in $(DEMO_MODELS); do \
-		$(PY) -m runners.eval_ruler --checkpoint checkpoints/$$m $(if $(LENGTHS),--lengths "$(LENGTHS)") --tasks "$(TASKS)" \
-			--samples $(SAMPLES) --seed $(SEED) --run $(DEMO_RUNS)/$$m $(if $(BATCH),--batch $(BATCH)) || exit $$?; \
+		$(MAKE) --no-print-directory eval-ruler CKPT=checkpoints/$$m RUN=$(DEMO_RUNS)/$$m || exit $$?; \
 	done
-	$(PY) -m reports.build $(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS)) --out $(DEMO_RUNS)/report --threshold $(THRESHOLD)
+	$(MAKE) --no-print-directory report RUNS="$(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS))" OUT=$(DEMO_RUNS)/report
 
 # Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
 DEMO_RECIPE = --steps 700 --batch-tokens 8192 --lr 3e-3 --warmup 60 --save-every 50 --log-every 10
