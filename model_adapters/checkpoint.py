@@ -21,8 +21,8 @@ from flax import nnx
 from model_adapters.config import ModelConfig, load_config
 from model_adapters.model import RAttentionLM
 from model_adapters.tokenizers import tokenizer_from_config
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json
+from common.errors import UserError
+from common.files import atomic_write_json
 
 
 def _flat(tree) -> dict[str, object]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import read_json
+from common.errors import UserError
+from common.files import read_json
 
 LAYER_KINDS = ("rattention", "swa", "global")
 LOCAL_KINDS = ("rattention", "swa")

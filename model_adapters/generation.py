@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 MIN_BUCKET = 16
 

@@ -9,7 +9,7 @@ from flax import nnx
 from model_adapters.checkpoint import save
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import PRESETS, preset_config
-from runners.cli import user_errors_exit_2
+from common.cli import user_errors_exit_2
 
 
 def init_checkpoint(preset: str, out: str, seed: int = 0):

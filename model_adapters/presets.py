@@ -8,7 +8,7 @@ benchmarks only; demo-* are the shipped demo checkpoints' architectures.
 from __future__ import annotations
 
 from model_adapters.config import ModelConfig, config_from_dict
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 _TINY = dict(
     vocab_size=258, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, mlp_dim=64,

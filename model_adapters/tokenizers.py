@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import fingerprint
+from common.errors import UserError
+from common.files import fingerprint
 
 
 @runtime_checkable

@@ -19,9 +19,9 @@ from reports.render import to_html, to_markdown
 from reports.runs import Run, load_run, unique_labels
 from reports.scoring import score_run
 from reports.tables import summary_csv
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_bytes, atomic_write_text
-from runners.cli import user_errors_exit_2
+from common.errors import UserError
+from common.files import atomic_write_bytes, atomic_write_text
+from common.cli import user_errors_exit_2
 
 
 def registry_metrics(tasks_files: Sequence[str | Path]) -> Callable[[str], str]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import iter_jsonl, read_json
+from common.errors import UserError
+from common.files import iter_jsonl, read_json
 
 _SHARD_NAME = re.compile(r"^(\d+)(?:\.(\d+))?\.jsonl$")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 SLOT = "{task_template}"
 

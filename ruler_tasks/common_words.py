@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit, prefix_sums
 from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import CWE_ANSWER_PREFIX, CWE_TEMPLATE

@@ -21,8 +21,8 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json, fingerprint
+from common.errors import UserError
+from common.files import atomic_write_json, fingerprint
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "devils_dictionary.txt"
 _WHITESPACE = re.compile(r"\s+")

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 MAX_ROUNDS = 6
 

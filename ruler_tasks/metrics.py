@@ -45,7 +45,7 @@ METRICS: dict[str, SampleMetric] = {
 
 
 def get_metric(name: str) -> SampleMetric:
-    from ruler_tasks.errors import UserError
+    from common.errors import UserError
 
     try:
         return METRICS[name]

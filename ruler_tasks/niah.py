@@ -19,7 +19,7 @@ import numpy as np
 
 from ruler_tasks import haystacks
 from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import NIAH_ANSWER_PREFIX, NIAH_NEEDLE, NIAH_TEMPLATE, singular

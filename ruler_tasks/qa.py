@@ -26,8 +26,8 @@ import numpy as np
 
 from ruler_tasks import qa_data
 from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import fingerprint
+from common.errors import UserError
+from common.files import fingerprint
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import QA_ANSWER_PREFIX, QA_DOCUMENT, QA_TEMPLATE

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import read_json
+from common.errors import UserError
+from common.files import read_json
 
 
 class QADataMissing(UserError):

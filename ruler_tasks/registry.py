@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from ruler_tasks.base import TaskGenerator
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.metrics import METRICS
 
 DEFAULT_TASKS_FILE = Path(__file__).parent / "tasks.yaml"

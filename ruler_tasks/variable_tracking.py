@@ -17,7 +17,7 @@ import numpy as np
 from ruler_tasks import haystacks
 from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
 from ruler_tasks.chat_templates import resolve_chat_template
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import VT_ANSWER_PREFIX, VT_TEMPLATE

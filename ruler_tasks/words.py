@@ -13,7 +13,7 @@ import uuid
 
 import numpy as np
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 VALUE_KINDS = ("numbers", "uuids", "words")
 

@@ -23,8 +23,8 @@ from model_adapters.config import LOCAL_KINDS
 from model_adapters.generation import cache_bucket, init_caches_on_device, run_decode_loop, run_prefill_chunk
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import preset_config
-from ruler_tasks.files import atomic_write_json
-from runners.cli import parse_lengths, user_errors_exit_2
+from common.files import atomic_write_json
+from common.cli import parse_lengths, user_errors_exit_2
 
 SMALL = dict(preset="bench-mid", contexts="512,2048", chunks="256,512", decode_steps=8)
 FULL = dict(preset="bench-1b", contexts="4096,16384,65536,131072", chunks="2048,8192", decode_steps=64)

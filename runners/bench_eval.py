@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from model_adapters.init import init_checkpoint
-from ruler_tasks.files import atomic_write_json, read_json
-from runners.cli import user_errors_exit_2
+from common.files import atomic_write_json, read_json
+from common.cli import user_errors_exit_2
 from runners.eval_ruler import parse_args as eval_args
 from runners.eval_ruler import run_eval
 

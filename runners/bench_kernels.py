@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import kernels
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json
-from runners.cli import parse_lengths, split_list, user_errors_exit_2
+from common.errors import UserError
+from common.files import atomic_write_json
+from common.cli import parse_lengths, split_list, user_errors_exit_2
 
 
 def _time_ms(fn, *args, repeats: int) -> float:

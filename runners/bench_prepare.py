@@ -17,9 +17,9 @@ from model_adapters.tokenizers import ByteTokenizer, HFTokenizer
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
 from ruler_tasks.corpus import DEFAULT_CORPUS
-from ruler_tasks.files import atomic_write_json
+from common.files import atomic_write_json
 from ruler_tasks.registry import load_registry
-from runners.cli import parse_lengths, split_list, user_errors_exit_2
+from common.cli import parse_lengths, split_list, user_errors_exit_2
 from runners.prepare import file_rng
 
 

@@ -35,9 +35,9 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from model_adapters.config import load_config
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json, atomic_write_text, fingerprint, read_json, read_jsonl
-from runners.cli import parse_lengths, user_errors_exit_2
+from common.errors import UserError
+from common.files import atomic_write_json, atomic_write_text, fingerprint, read_json, read_jsonl
+from common.cli import parse_lengths, user_errors_exit_2
 from runners.predictions import PredictionFile, prediction_path
 from runners.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory
 from runners.prepare import prepare_data

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ruler_tasks.errors import UserError
-from runners.cli import user_errors_exit_2
+from common.errors import UserError
+from common.cli import user_errors_exit_2
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

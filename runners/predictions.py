@@ -11,8 +11,8 @@ import errno
 import os
 from pathlib import Path
 
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import append_jsonl, iter_jsonl
+from common.errors import UserError
+from common.files import append_jsonl, iter_jsonl
 
 
 def prediction_path(run_dir: Path, task: str, length: int, process: int | None = None) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from model_adapters.tokenizers import load_tokenizer
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
 from ruler_tasks.corpus import corpus_id
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from common.errors import UserError
+from common.files import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ruler_tasks.registry import Task, load_registry
-from runners.cli import parse_lengths, split_list, user_errors_exit_2
+from common.cli import parse_lengths, split_list, user_errors_exit_2
 
 MANIFEST_VERSION = 1
 # Run-time data options: flag name -> environment variable used when the flag is absent.

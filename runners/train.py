@@ -38,9 +38,9 @@ from model_adapters.checkpoint import save
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import PRESETS, preset_config
 from model_adapters.tokenizers import tokenizer_from_config
-from ruler_tasks.errors import UserError
-from ruler_tasks.files import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from runners.cli import user_errors_exit_2
+from common.errors import UserError
+from common.files import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from common.cli import user_errors_exit_2
 from runners.train_data import TrainingStream
 
 FINAL_LR_FRACTION = 0.1
@@ -60,6 +60,9 @@ class Recipe:
     clip: float
     text_fraction: float
     copy_fraction: float
+    recall_fraction: float
+    recall_steps: int
+    recall_length: int
     seed: int
 
 
@@ -76,6 +79,11 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
     p.add_argument("--text-fraction", type=float, default=0.05, help="share of rows that are plain haystack text")
     p.add_argument("--copy-fraction", type=float, default=0.25, help="share of rows that are a text slice repeated")
+    p.add_argument("--recall-fraction", type=float, default=0.0,
+                   help="share of rows that are dense key-value recall, after the recall phase")
+    p.add_argument("--recall-steps", type=int, default=0,
+                   help="length of the first phase, in steps: recall rows only, at --recall-length tokens")
+    p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=10)
@@ -93,7 +101,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
         raise UserError(f"--warmup {args.warmup} must be in [0, --steps)")
     recipe = Recipe(preset=args.preset, steps=args.steps, context=context, batch_tokens=args.batch_tokens, lr=args.lr,
                     warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
-                    text_fraction=args.text_fraction, copy_fraction=args.copy_fraction, seed=args.seed)
+                    text_fraction=args.text_fraction, copy_fraction=args.copy_fraction,
+                    recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
+                    recall_length=args.recall_length, seed=args.seed)
     return recipe, args
 
 
@@ -112,26 +122,35 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
     )
 
 
-def loss_terms(model: RAttentionLM, tokens, answer_mask, copy_mask, text_mask):
-    """tokens [B,L] int32, masks [B,L-1] bool -> (sum of the three, {answer_loss, copy_loss, text_loss})."""
+LOSS_TERMS = ("answer", "copy", "recall", "text")  # runners.train_data.Batch.masks order
+
+
+def loss_terms(model: RAttentionLM, tokens, masks):
+    """tokens [B,L] int32, masks: one [B,L-1] bool per LOSS_TERMS -> (sum of the mean losses,
+    {<term>_loss: mean cross-entropy over its targets, <term>_acc: share of them predicted by argmax}).
+
+    A term with no targets in the batch contributes 0 to both.
+    """
     logits = model(tokens[:, :-1], impl="xla")  # [B,L-1,V] float32
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
-
-    def mean_over(mask):
-        return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1)
-
-    terms = {"answer_loss": mean_over(answer_mask), "copy_loss": mean_over(copy_mask), "text_loss": mean_over(text_mask)}
-    return sum(terms.values()), terms
+    targets = tokens[:, 1:]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    hit = jnp.argmax(logits, axis=-1) == targets
+    terms = {}
+    for name, mask in zip(LOSS_TERMS, masks):
+        count = jnp.maximum(jnp.sum(mask), 1)
+        terms[f"{name}_loss"] = jnp.sum(ce * mask) / count
+        terms[f"{name}_acc"] = jnp.sum(hit & mask) / count
+    return sum(terms[f"{name}_loss"] for name in LOSS_TERMS), terms
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation):
-    """A jitted (params, opt_state, tokens, answer_mask, copy_mask, text_mask) -> (params, opt_state, metrics); one
-    compile per row length (runners.train_data's buckets)."""
+    """A jitted (params, opt_state, tokens, masks) -> (params, opt_state, metrics); one compile per row
+    length (runners.train_data's buckets)."""
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, tokens, answer_mask, copy_mask, text_mask):
+    def train_step(params, opt_state, tokens, masks):
         def loss_fn(p):
-            return loss_terms(nnx.merge(graphdef, p), tokens, answer_mask, copy_mask, text_mask)
+            return loss_terms(nnx.merge(graphdef, p), tokens, masks)
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -159,7 +178,8 @@ class Trainer:
         self.stream = TrainingStream(
             self.tokenizer, context=recipe.context, steps=recipe.steps, seed=recipe.seed, bos_id=self.config.bos_id,
             eos_id=self._eos_id(), batch_tokens=recipe.batch_tokens, text_fraction=recipe.text_fraction,
-            copy_fraction=recipe.copy_fraction,
+            copy_fraction=recipe.copy_fraction, recall_fraction=recipe.recall_fraction,
+            recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
@@ -217,9 +237,7 @@ class Trainer:
                 batch = upcoming.result()
                 if self.step + 1 < self.recipe.steps:
                     upcoming = prefetch.submit(self.stream.batch, self.step + 1)
-                self.params, self.opt_state, metrics = train_step(
-                    self.params, self.opt_state, batch.tokens, batch.answer_mask, batch.copy_mask, batch.text_mask
-                )
+                self.params, self.opt_state, metrics = train_step(self.params, self.opt_state, batch.tokens, batch.masks)
                 self.step += 1
                 window.append(metrics)
                 if self.step % log_every == 0 or self.step == self.recipe.steps:
@@ -229,7 +247,7 @@ class Trainer:
                     self.elapsed = time.perf_counter() - start
                     last = {"step": self.step, **means, "lr": float(schedule(self.step - 1)), "elapsed_s": round(self.elapsed, 1)}
                     append_jsonl(log, last)
-                    bar.set_postfix(answer=f"{means['answer_loss']:.3f}", copy=f"{means['copy_loss']:.3f}")
+                    bar.set_postfix(answer=f"{means['answer_loss']:.3f}", recall_acc=f"{means['recall_acc']:.3f}")
                     window = []
                 bar.update(1)
                 if self.step % save_every == 0 or self.step == self.recipe.steps:
@@ -252,7 +270,7 @@ def main(argv=None) -> int:
         "recipe": asdict(recipe),
         "steps": trainer.step,
         "wall_s": round(trainer.elapsed, 1),
-        "final": {k: last[k] for k in ("loss", "answer_loss", "copy_loss", "text_loss")},
+        "final": {k: round(v, 4) for k, v in last.items() if k.endswith(("loss", "_acc"))},
         "devices": [str(d) for d in jax.devices()],
         "jax": jax.__version__,
     }

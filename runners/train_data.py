@@ -38,8 +38,10 @@ import numpy as np
 from ruler_tasks.base import Context, Sample
 from ruler_tasks.chat_templates import resolve_chat_template
 from ruler_tasks.corpus import load_text, normalize
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.registry import Task, load_registry
+from ruler_tasks.templates import NIAH_NEEDLE, NOISE_LINE
+from ruler_tasks.words import random_values
 
 TRAIN_SEED_TAG = zlib.crc32(b"rattn-ruler/train")
 BUCKET_FRACTIONS = (3 / 8, 1 / 2, 3 / 4, 1)
@@ -47,18 +49,28 @@ CURRICULUM_FRACTION = 0.4
 ANSWER_ROOM = 48
 COPY_SPANS = 4
 COPY_SPAN_TOKENS = (16, 48)
+RECALL_LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
+NEEDLE_RECALL_MIN_LENGTH = 512
+RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
 
 @dataclass(frozen=True)
 class Batch:
-    """tokens [B, L] int32; answer_mask, copy_mask, text_mask [B, L - 1] bool mark the targets tokens[:, 1:]
-    (column t: whether tokens[:, t + 1] is scored, and as what); names [B]: each row's task, "text" or "copy"."""
+    """tokens [B, L] int32; answer_mask, copy_mask, recall_mask, text_mask [B, L - 1] bool mark the targets
+    tokens[:, 1:] (column t: whether tokens[:, t + 1] is scored, and as what); names [B]: each row's task,
+    "text", "copy" or "recall"."""
 
     tokens: np.ndarray
     answer_mask: np.ndarray
     copy_mask: np.ndarray
+    recall_mask: np.ndarray
     text_mask: np.ndarray
     names: tuple[str, ...]
+
+    @property
+    def masks(self) -> tuple[np.ndarray, ...]:
+        """(answer, copy, recall, text): the loss terms' masks, in runners.train.LOSS_TERMS order."""
+        return self.answer_mask, self.copy_mask, self.recall_mask, self.text_mask
 
 
 def answer_text(answer_prefix: str, outputs: list[str]) -> str:
@@ -72,11 +84,18 @@ class TrainingStream:
 
     def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
+                 recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
                  haystack: str | None = None, chat_template: str = "base"):
-        if min(text_fraction, copy_fraction) < 0 or text_fraction + copy_fraction > 1:
-            raise UserError(f"--text-fraction {text_fraction} and --copy-fraction {copy_fraction} must be >= 0 with a sum <= 1")
+        fractions = (text_fraction, copy_fraction, recall_fraction)
+        if min(fractions) < 0 or sum(fractions) > 1:
+            raise UserError(f"--text-fraction {text_fraction}, --copy-fraction {copy_fraction} and --recall-fraction "
+                            f"{recall_fraction} must be >= 0 with a sum <= 1")
         if batch_tokens < context:
             raise UserError(f"--batch-tokens {batch_tokens} is less than one row of --context {context}; raise it")
+        if not 0 <= recall_steps < steps:
+            raise UserError(f"--recall-steps {recall_steps} must be in [0, --steps {steps})")
+        if not 64 <= recall_length <= context:
+            raise UserError(f"--recall-length {recall_length} must be in [64, --context {context}]")
         self.tokenizer = tokenizer
         self.context = context
         self.steps = steps
@@ -86,6 +105,9 @@ class TrainingStream:
         self.batch_tokens = batch_tokens
         self.text_fraction = text_fraction
         self.copy_fraction = copy_fraction
+        self.recall_fraction = recall_fraction
+        self.recall_steps = recall_steps
+        self.recall_length = recall_length
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
         self.text = normalize(load_text(haystack))
@@ -109,8 +131,11 @@ class TrainingStream:
         return True
 
     def length_at(self, step: int, rng: np.random.Generator) -> int:
-        """The step's row length: the curriculum's longest allowed bucket half the time, else any allowed one."""
-        progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * self.steps))
+        """The step's row length: recall_length in the recall phase; after it, the curriculum's longest
+        allowed bucket half the time, else any allowed one."""
+        if step < self.recall_steps:
+            return self.recall_length
+        progress = min(1.0, (step - self.recall_steps) / max(1.0, CURRICULUM_FRACTION * (self.steps - self.recall_steps)))
         limit = self.buckets[0] + progress * (self.context - self.buckets[0])
         allowed = [length for length in self.buckets if length <= limit]
         return allowed[-1] if rng.random() < 0.5 else allowed[rng.integers(len(allowed))]
@@ -161,21 +186,84 @@ class TrainingStream:
             copy[len(self.bos) + dest + 1 : len(self.bos) + dest + span - 1] = True  # column t scores token t + 1
         return self.bos + text.tolist(), copy
 
+    def _recall_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """(bos + key-value pairs then queries for them, at most `length` tokens; recall targets
+        [len(tokens) - 1] bool): dense
+        associative recall, every queried value scored.
+
+        Rows are compact (`key:value;` pairs, then `?key:value;` queries in shuffled order) or, half of those
+        of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and questions fit), RULER-shaped:
+        NIAH needle sentences among noise lines, then NIAH questions each followed by its value.
+        Keys are 2-4 random letters or wonderwords adjective-noun pairs (RULER's word keys); values are
+        RULER's 7-digit numbers, or 4-digit numbers, or (in needle rows) UUIDs.
+        """
+        needle_format = length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < 0.5
+        word_keys = rng.random() < 0.5
+        value_kind = "uuids" if needle_format and rng.random() < 0.2 else "numbers"
+        short_values = value_kind == "numbers" and rng.random() < 0.3
+        pairs: dict[str, str] = {}
+        while len(pairs) < length // 8:  # more than fit; the layout below uses what fits
+            key = (random_values("words", rng, 1)[0] if word_keys
+                   else bytes(rng.choice(RECALL_LETTERS, int(rng.integers(2, 5)))).decode())
+            value = random_values(value_kind, rng, 1)[0]
+            pairs.setdefault(key, value[:4] if short_values else value)
+        items = list(pairs.items())
+        kind = value_kind[:-1]
+        if needle_format:
+            def store(k, v):
+                return NIAH_NEEDLE.format(type_needle_v=value_kind, key=k, value=v) + "\n"
+            def ask(k):
+                return RECALL_QUERY.format(kind=kind, key=k)
+            end = ".\n"
+        else:
+            def store(k, v):
+                return f"{k}:{v};"
+            def ask(k):
+                return f"?{k}:"
+            end = ";"
+        encode = self.tokenizer.encode
+        ids, scored = list(self.bos), [False] * len(self.bos)
+        stored = []
+        budget = int(0.45 * length)
+        for k, v in items:
+            piece = encode(store(k, v))
+            if len(ids) + len(piece) > budget:
+                break
+            if needle_format and rng.random() < 0.3:
+                piece = encode(NOISE_LINE + "\n") + piece
+            ids += piece
+            scored += [False] * len(piece)
+            stored.append((k, v))
+        for i in rng.permutation(len(stored)):
+            k, v = stored[i]
+            prompt, value, tail = encode(ask(k)), encode(v), encode(end)
+            if len(ids) + len(prompt) + len(value) + len(tail) > length:
+                break
+            ids += prompt + value + tail
+            scored += [False] * len(prompt) + [True] * len(value) + [False] * len(tail)
+        return ids, np.asarray(scored[1:], bool)
+
     def batch(self, step: int) -> Batch:
         length = self.length_at(step, np.random.default_rng([TRAIN_SEED_TAG, self.seed, step]))
         rows = self.batch_tokens // length
         tokens = np.full((rows, length), self.eos_id, np.int32)
         answer_mask = np.zeros((rows, length - 1), bool)
         copy_mask = np.zeros((rows, length - 1), bool)
+        recall_mask = np.zeros((rows, length - 1), bool)
         text_mask = np.zeros((rows, length - 1), bool)
         names = []
+        recall_fraction = 1.0 if step < self.recall_steps else self.recall_fraction
         for row in range(rows):
             rng = np.random.default_rng([TRAIN_SEED_TAG, self.seed, step, row])
             draw = rng.random()
-            if draw < self.text_fraction:
+            if draw < recall_fraction:
+                ids, recall = self._recall_row(length, rng)
+                split, target, name = len(ids), None, "recall"
+                recall_mask[row, : len(ids) - 1] = recall
+            elif draw < recall_fraction + self.text_fraction:
                 ids, name = (self.bos + self._text_slice(length - len(self.bos), rng)), "text"
                 split, target = len(ids), None
-            elif draw < self.text_fraction + self.copy_fraction:
+            elif draw < recall_fraction + self.text_fraction + self.copy_fraction:
                 ids, copy = self._copy_row(length, rng)
                 split, target, name = len(ids), None, "copy"
                 copy_mask[row, : len(ids) - 1] = copy[: len(ids) - 1]
@@ -183,8 +271,8 @@ class TrainingStream:
                 ids, split, name = self._task_row(length, rng)
                 target = answer_mask
             tokens[row, : len(ids)] = ids
-            text_mask[row, : split - 1] = ~copy_mask[row, : split - 1]  # targets tokens[1:split]
+            text_mask[row, : split - 1] = ~(copy_mask[row, : split - 1] | recall_mask[row, : split - 1])  # targets tokens[1:split]
             if target is not None:
                 target[row, split - 1 : len(ids) - 1] = True  # targets tokens[split:]
             names.append(name)
-        return Batch(tokens, answer_mask, copy_mask, text_mask, tuple(names))
+        return Batch(tokens, answer_mask, copy_mask, recall_mask, text_mask, tuple(names))

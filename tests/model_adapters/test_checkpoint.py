@@ -12,7 +12,7 @@ from flax import nnx
 from model_adapters.checkpoint import load, save
 from model_adapters.config import config_from_dict
 from model_adapters.presets import PRESETS
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from tests.model_adapters.tiny_models import full_logits, perturbed_model
 
 

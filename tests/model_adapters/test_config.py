@@ -4,7 +4,7 @@ import pytest
 
 from model_adapters.config import config_from_dict
 from model_adapters.presets import PRESETS
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 GOOD = PRESETS["tiny-rattention"]
 

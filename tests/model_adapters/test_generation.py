@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from model_adapters.generation import generate_greedy, prompt_bucket
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from tests.conftest import assert_close
 from tests.model_adapters.tiny_models import full_logits, perturbed_model
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reports.build import registry_metrics
-from ruler_tasks.files import atomic_write_json, jsonl_line
+from common.files import atomic_write_json, jsonl_line
 
 
 class RunBuilder:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from reports.runs import load_run, unique_labels
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 
 def _one_line(e: pytest.ExceptionInfo) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from ruler_tasks import corpus
 from ruler_tasks.chat_templates import resolve_chat_template
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 TEXT = "The first sentence is here.  It has Mr. Smith in it.\nThe third   one ends the text."
 

@@ -3,7 +3,7 @@
 import pytest
 
 from model_adapters.tokenizers import ByteTokenizer
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.length_fit import fit, largest_fitting, tolerance
 
 

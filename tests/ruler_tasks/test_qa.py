@@ -13,7 +13,7 @@ from model_adapters.tokenizers import ByteTokenizer
 from ruler_tasks import qa_data
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.qa import QA, pack
 from ruler_tasks.registry import load_registry
 from ruler_tasks.templates import QA_ANSWER_PREFIX, QA_DOCUMENT

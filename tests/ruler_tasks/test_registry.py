@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 from ruler_tasks.registry import load_registry
 
 RULER_ORDER = [

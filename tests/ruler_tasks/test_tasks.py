@@ -5,7 +5,7 @@ import pytest
 
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
-from ruler_tasks.files import jsonl_line
+from common.files import jsonl_line
 from ruler_tasks.length_fit import count_tokens
 from ruler_tasks.registry import load_registry
 from ruler_tasks.templates import NOISE_LINE

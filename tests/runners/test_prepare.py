@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ruler_tasks.files import read_jsonl
-from runners.cli import user_errors_exit_2
+from common.files import read_jsonl
+from common.cli import user_errors_exit_2
 from runners.prepare import main
 
 EXAMPLE_PY = Path(__file__).parents[1] / "ruler_tasks" / "example_user_task.py"

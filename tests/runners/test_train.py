@@ -12,7 +12,7 @@ import pytest
 import runners.train as train
 from model_adapters.checkpoint import load
 from model_adapters.tokenizers import ByteTokenizer
-from ruler_tasks.files import read_jsonl
+from common.files import read_jsonl
 from ruler_tasks.registry import load_registry
 from runners.prepare import prepare_data
 from runners.train_data import TrainingStream, answer_text

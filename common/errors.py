@@ -1,8 +1,8 @@
 """The one exception type for errors a user can cause and fix.
 
 Its message is the single line a CLI prints before exiting with status 2: it names the problem and the
-fix. Bugs raise ordinary exceptions (exit 1, traceback). Lives in ruler_tasks, the lowest layer, so
-every package (none of which ruler_tasks imports) can raise it without importing JAX.
+fix. Bugs raise ordinary exceptions (exit 1, traceback). Lives in `common`, which imports no other package
+of the project, so every package can raise it without importing JAX.
 """
 
 

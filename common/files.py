@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 
 def _umask() -> int:

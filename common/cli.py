@@ -6,7 +6,7 @@ import functools
 import sys
 from typing import Callable
 
-from ruler_tasks.errors import UserError
+from common.errors import UserError
 
 
 def split_list(value: str) -> list[str]:
