@@ -1,9 +1,11 @@
 """Scores per (task, length) with RULER's metric for the task and a seeded bootstrap 95% CI.
 
-A cell's score is RULER's: the mean per-sample score x 100, rounded to 2 decimals. Its CI is the
-percentile bootstrap over samples (B resamples of the n samples with replacement). The generator for a
-cell is seeded from (seed, task, length), so a cell's CI does not depend on which other cells or runs
-are in the report. The bootstrap replicates are kept so that per-length averages get a CI too (each
+A cell's score is RULER's, with RULER's arithmetic (scripts/eval/synthetic/constants.py):
+`round(sum(scores) / len(scores) * 100, 2)`, a sequential float sum, so that exact .xx5 ties round as
+RULER's do (numpy's pairwise mean can land on the other side). Its CI is the percentile bootstrap
+over samples (B resamples of the n samples with replacement). The generator for a cell is seeded
+from (seed, task, length), so a cell's CI does not depend on which other cells or runs are in the
+report. The bootstrap replicates are kept so that per-length averages get a CI too (each
 task resampled independently, then averaged across tasks).
 """
 
@@ -41,7 +43,8 @@ class Cell:
 
     @property
     def score(self) -> float:
-        return round(100.0 * float(self.samples.mean()), 2)
+        scores = self.samples.tolist()
+        return round(sum(scores) / len(scores) * 100, 2)
 
     @property
     def ci(self) -> tuple[float, float]:

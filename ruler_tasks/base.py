@@ -19,12 +19,15 @@ tokens of exactly that string plus `ctx.tokens_to_generate`, and must be <= `ctx
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
+from common.errors import UserError
 from ruler_tasks.chat_templates import ChatTemplate
+
+MIN_FILL = 0.95  # every sample's length is at least this fraction of its target (README, "Length")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Context:
     length: the target (prompt tokens + tokens_to_generate must be <= length).
     tokenizer: anything with encode/decode (model_adapters.tokenizers); `encode_batch`/`count` are used
         when present. options: run-time paths and switches (`haystack`, `squad`, `hotpotqa`, ...).
+    index: the sample's ordinal, set by `iter_generate` (RULER's QA takes question `index` in file order).
     """
 
     length: int
@@ -41,11 +45,21 @@ class Context:
     tokenizer: Any
     chat: ChatTemplate
     options: Mapping[str, str] = field(default_factory=dict)
+    index: int = 0
 
     @property
     def budget(self) -> int:
         """Tokens available to the prompt (input + answer prefix)."""
         return self.length - self.tokens_to_generate
+
+
+def require_fill(what: str, ctx: Context, length: int) -> None:
+    """Refuses a sample whose `length` (prompt + tokens_to_generate) is under MIN_FILL of the target."""
+    if length < MIN_FILL * ctx.length:
+        raise UserError(
+            f"{what}: a sample fills only {length} of {ctx.length} tokens (< {MIN_FILL:.0%}); "
+            f"the task cannot fill this length with this tokenizer"
+        )
 
 
 @dataclass(frozen=True)
@@ -68,12 +82,15 @@ class PromptFrame:
     answer_prefix: str
 
     @classmethod
-    def build(cls, ctx: Context, template: str, answer_prefix: str, prelude: str = "", **fields) -> PromptFrame:
+    def build(
+        cls, ctx: Context, template: str, answer_prefix: str, prelude: str = "", preamble: str = "", **fields
+    ) -> PromptFrame:
         """Formats `template` (one `{context}` slot) and `answer_prefix` with `fields`, wrapped in the chat
-        template; `prelude` (a one-shot example) goes between the chat template and the task text."""
+        template; a one-shot example goes between the chat template and the task text (`prelude`, as
+        RULER's VT) or before the chat template (`preamble`, as RULER's CWE)."""
         head, tail = template.split("{context}")
         return cls(
-            head=ctx.chat.before + prelude + head.format(**fields),
+            head=preamble + ctx.chat.before + prelude + head.format(**fields),
             tail=tail.format(**fields) + ctx.chat.after,
             answer_prefix=answer_prefix.format(**fields),
         )
@@ -120,7 +137,7 @@ class TaskGenerator(abc.ABC):
         seq = rng.bit_generator.seed_seq
         for i in range(start_index, start_index + count):
             child = np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (i,), pool_size=seq.pool_size)
-            yield self.sample(ctx, np.random.default_rng(child))
+            yield self.sample(replace(ctx, index=i), np.random.default_rng(child))
 
     def generate(self, ctx: Context, rng: np.random.Generator, count: int, start_index: int = 0) -> list[Sample]:
         return list(self.iter_generate(ctx, rng, count, start_index))

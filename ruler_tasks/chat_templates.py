@@ -1,4 +1,5 @@
-"""Model chat templates wrapped around a task's prompt, as RULER's scripts/data/template.py names them.
+"""Model chat templates wrapped around a task's prompt, as RULER's scripts/data/template.py names them
+(every one of RULER's at `ruler_tasks.RULER_REVISION`, strings exact, plus the alias "llama-2-chat").
 
 A chat template is a format string with one `{task_template}` slot. RULER builds
 `chat.format(task_template=task_text) + answer_prefix`; the answer prefix follows the assistant tag.
@@ -22,11 +23,23 @@ CHAT_TEMPLATES: dict[str, str] = {
         "helpful, detailed, and polite answers to the user's questions. USER: {task_template} ASSISTANT:"
     ),
     "lwm-chat": "You are a helpful assistant. USER: {task_template} ASSISTANT: ",
+    "command-r-chat": (
+        "<BOS_TOKEN><|START_OF_TURN_TOKEN|><|USER_TOKEN|>{task_template}<|END_OF_TURN_TOKEN|>"
+        "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>"
+    ),
+    "chatglm-chat": "[gMASK]sop<|user|> \n {task_template}<|assistant|> \n ",
+    "RWKV": (
+        "User: hi\n\nAssistant: Hi. I am your assistant and I will provide expert full response in full "
+        "details. Please feel free to ask any question and I will always answer it\n\nUser: {task_template}"
+        "\n\nAssistant:"
+    ),
     "Phi3": "<|user|>\n{task_template}<|end|>\n<|assistant|>\n",
     "meta-llama3": (
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{task_template}<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
     ),
+    "jamba": "<|startoftext|><|bom|><|system|> <|eom|><|bom|><|user|> {task_template}<|eom|><|bom|><|assistant|>",
+    "nemotron5-instruct": "<SPECIAL_10>System\n\n<SPECIAL_11>User\n{task_template}\n<SPECIAL_11>Assistant\n",
 }
 
 

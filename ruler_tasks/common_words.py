@@ -1,16 +1,21 @@
 """Common words extraction (RULER's common_words_extraction.py): find the 10 most repeated words.
 
-The vocabulary is wonderwords' nouns, adjectives and verbs. A sample takes `num_words` distinct words:
-`num_cw` common ones repeated `freq_cw` times, the rest `freq_ucw` times, shuffled and numbered
-"1. w 2. w ...". The example is the task with its answer appended directly after the answer prefix,
-as RULER writes it, followed by a newline. Settings (`LADDER`), the first that fits is used:
+The vocabulary is wonderwords' nouns, adjectives and verbs (~8.7K words). A sample takes `num_words`
+distinct words: `num_cw` common ones repeated `freq_cw` times, the rest `freq_ucw` times, shuffled and
+numbered "1. w 2. w ...". When a length needs more words than wonderwords has, the sample draws all
+its words from a larger English word list instead, as RULER does (RULER ships its own list; here the
+`english-words` package's web2 list, lowercase and alphabetic: ~234K words); meta `vocabulary` says
+which. A sample that still fills under 95% of its length is refused (UserError), never written.
+The one-shot example is, as RULER writes it, the whole prompt of a task (chat template and answer
+prefix included), a space, its numbered answer "1. w 2. w ...", and a newline, before the task's own
+chat template (version 3). Settings (`LADDER`), the first that fits is used:
 1. RULER's at 4K and above: the configured counts, an example of 40 words (10 and 3 repeats);
 2. RULER's below 4K: counts 6 and 1, an example of 20 words (3 and 1);
 3. below what RULER generates (1K-2K, or a byte tokenizer, ~1 character a token where RULER's 4K
    threshold assumes ~4): counts 3 and 1 with an example of 12 words (2 and 1);
 4. counts 2 and 1 with no example (at 1K a byte tokenizer has no room for one).
 The common words still outnumber the others in every setting; meta records which one was used.
-The length search is over `num_words`, capped by the vocabulary (about 8.7K words), as in RULER.
+The length search is over `num_words`.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from english_words import get_english_words_set
 
-from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator, require_fill
 from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit, prefix_sums
 from ruler_tasks.registry import register_generator
@@ -48,15 +54,24 @@ LADDER = (
 )
 
 
+SMALL_VOCABULARY = "wonderwords"
+LARGE_VOCABULARY = "english-words:web2"
+
+
 @functools.cache
-def vocabulary() -> tuple[str, ...]:
-    return tuple(sorted(set(wonderwords_list("nouns")) | set(wonderwords_list("adjectives")) | set(wonderwords_list("verbs"))))
+def vocabulary(name: str = SMALL_VOCABULARY) -> tuple[str, ...]:
+    """A sorted word list: wonderwords' nouns, adjectives and verbs, or the larger English list."""
+    if name == SMALL_VOCABULARY:
+        return tuple(sorted({w for kind in ("nouns", "adjectives", "verbs") for w in wonderwords_list(kind)}))
+    if name == LARGE_VOCABULARY:
+        return tuple(sorted(get_english_words_set(["web2"], lower=True, alpha=True)))
+    raise ValueError(f"unknown vocabulary {name!r}")
 
 
 @functools.lru_cache(maxsize=4)
-def _word_counts(tokenizer) -> np.ndarray:
-    """Tokens of each vocabulary word with a space in front, shape (len(vocabulary()),)."""
-    return count_pieces(tokenizer, [" " + w for w in vocabulary()])
+def _word_counts(tokenizer, name: str) -> np.ndarray:
+    """Tokens of each word of vocabulary(name) with a space in front, shape (len(vocabulary(name)),)."""
+    return count_pieces(tokenizer, [" " + w for w in vocabulary(name)])
 
 
 @functools.lru_cache(maxsize=8)
@@ -71,7 +86,7 @@ def numbered(words: list[str]) -> str:
 
 @register_generator("common_words_extraction")
 class CommonWords(TaskGenerator):
-    version = "2"
+    version = "3"
     tokens_to_generate = 120
     metric = "string_match_all"
 
@@ -90,30 +105,49 @@ class CommonWords(TaskGenerator):
         ladder = LADDER if ctx.length >= SMALL_LENGTH else LADDER[1:]
         for setting in ladder[:-1]:
             try:
-                return self._sample(ctx, rng, setting)
+                out = self._sample(ctx, rng, setting)
+                break
             except UserError:
                 pass  # too long for this length: the next, smaller setting
-        return self._sample(ctx, rng, ladder[-1])
+        else:
+            out = self._sample(ctx, rng, ladder[-1])
+        require_fill(f"cwe at length {ctx.length}", ctx, out.length)
+        return out
 
-    def _prelude(self, rng: np.random.Generator, example: tuple[int, int, int] | None) -> str:
-        """The one-shot example: a task with its answer (empty for none)."""
+    def _preamble(self, ctx: Context, rng: np.random.Generator, example: tuple[int, int, int] | None) -> str:
+        """The one-shot example: a whole prompt with its answer, then a newline (empty for none)."""
         if example is None:
             return ""
         vocab = vocabulary()
         ex_words, ex_cw, ex_ucw = example
         ex = [vocab[i] for i in rng.choice(len(vocab), size=ex_words, replace=False)]
         ex_list = self._word_list(ex, ex_cw, ex_ucw, int(rng.integers(2**63)))
-        head, tail = CWE_TEMPLATE.split("{context}")
-        return head + numbered(ex_list) + tail + CWE_ANSWER_PREFIX + numbered(ex[: self.num_cw]) + "\n"
+        ex_frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX)
+        return ex_frame.prompt(numbered(ex_list)) + " " + numbered(ex[: self.num_cw]) + "\n"
 
     def _sample(self, ctx: Context, rng: np.random.Generator, setting: Setting) -> Sample:
-        vocab = vocabulary()
         freq_cw, freq_ucw = setting.task or (self.freq_cw, self.freq_ucw)
-        frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX, prelude=self._prelude(rng, setting.example))
+        preamble = self._preamble(ctx, rng, setting.example)
+        frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX, preamble=preamble)
+        fitted, words = self._fit(ctx, rng, frame, freq_cw, freq_ucw, SMALL_VOCABULARY)
+        name = SMALL_VOCABULARY
+        if fitted.n == len(words):  # every wonderwords word fits: RULER switches to its larger list
+            fitted, words = self._fit(ctx, rng, frame, freq_cw, freq_ucw, LARGE_VOCABULARY)
+            name = LARGE_VOCABULARY
+        prompt = fitted.text  # = frame.head + context + frame.tail + frame.answer_prefix
+        context = prompt[len(frame.head) : len(prompt) - len(frame.tail) - len(frame.answer_prefix)]
+        length = fitted.tokens + ctx.tokens_to_generate
+        meta = {"num_words": fitted.n, "freq_cw": freq_cw, "freq_ucw": freq_ucw, "setting": setting.name,
+                "vocabulary": name}
+        return Sample(frame.input(context), frame.answer_prefix, words[: self.num_cw], length, meta)
 
+    def _fit(self, ctx: Context, rng: np.random.Generator, frame: PromptFrame, freq_cw: int, freq_ucw: int,
+             name: str):
+        """(fitted, the words in drawn order): the fullest list of words drawn from vocabulary(name)."""
+        vocab = vocabulary(name)
         perm = rng.permutation(len(vocab))
         words = [vocab[i] for i in perm]
-        word_cum = prefix_sums(_word_counts(ctx.tokenizer)[perm])
+        word_cum = prefix_sums(_word_counts(ctx.tokenizer, name)[perm])
         n_items = lambda n: self.num_cw * freq_cw + (n - self.num_cw) * freq_ucw  # noqa: E731
         labels = _label_cum(ctx.tokenizer, min(n_items(len(vocab)), ctx.budget))
         fixed = count_tokens(ctx.tokenizer, frame.prompt(""))
@@ -134,6 +168,4 @@ class CommonWords(TaskGenerator):
             tokenizer=ctx.tokenizer,
             what=f"cwe at length {ctx.length}",
         )
-        context = numbered(self._word_list(words[: fitted.n], freq_cw, freq_ucw, seed))
-        meta = {"num_words": fitted.n, "freq_cw": freq_cw, "freq_ucw": freq_ucw, "setting": setting.name}
-        return Sample(frame.input(context), frame.answer_prefix, words[: self.num_cw], fitted.tokens + ctx.tokens_to_generate, meta)
+        return fitted, words

@@ -1,6 +1,7 @@
 """Frequent words extraction (RULER's freq_words_extraction.py): the three most frequent coded words.
 
-A vocabulary of `length // 50` random `coded_wordlen`-letter lowercase words is ranked at random;
+A vocabulary of `(length - tokens_to_generate) // 50` random `coded_wordlen`-letter lowercase words
+(RULER's size: `(length - 50) // 50` with its 50 tokens to generate; version 2) is ranked at random;
 word k appears floor(N * k^-alpha / zeta(alpha)) times (a Zipf law), rank 1 is replaced by "..." (noise
 the prompt says to ignore), so the gold outputs are ranks 2-4. All words are shuffled and joined by
 spaces. The length search is over N.
@@ -12,7 +13,7 @@ import string
 
 import numpy as np
 
-from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator, require_fill
 from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
@@ -28,7 +29,7 @@ def zeta(alpha: float, terms: int = 100_000) -> float:
 
 @register_generator("freq_words_extraction")
 class FreqWords(TaskGenerator):
-    version = "1"
+    version = "2"
     tokens_to_generate = 50
     metric = "string_match_all"
 
@@ -38,7 +39,7 @@ class FreqWords(TaskGenerator):
         if not isinstance(coded_wordlen, int) or coded_wordlen < 3:
             raise UserError(f"coded_wordlen: must be an integer >= 3, got {coded_wordlen!r}")
         if not isinstance(vocab_size, int) or (vocab_size != -1 and vocab_size < 4):
-            raise UserError(f"vocab_size: must be -1 (length // 50) or an integer >= 4, got {vocab_size!r}")
+            raise UserError(f"vocab_size: must be -1 ((length - tokens_to_generate) // 50) or an integer >= 4, got {vocab_size!r}")
         self.alpha, self.coded_wordlen, self.vocab_size = float(alpha), coded_wordlen, vocab_size
         self._zeta = zeta(self.alpha)
 
@@ -54,7 +55,7 @@ class FreqWords(TaskGenerator):
         return ranked
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
-        size = max(ctx.length // 50, 4) if self.vocab_size == -1 else self.vocab_size
+        size = max(ctx.budget // 50, 4) if self.vocab_size == -1 else self.vocab_size
         vocab = self._vocab(rng, size)
         weights = np.arange(1, size + 1, dtype=np.float64) ** -self.alpha / self._zeta
         word_tokens = count_pieces(ctx.tokenizer, [" " + w for w in vocab])
@@ -79,5 +80,7 @@ class FreqWords(TaskGenerator):
             tokenizer=ctx.tokenizer,
             what=f"fwe at length {ctx.length}",
         )
+        length = fitted.tokens + ctx.tokens_to_generate
+        require_fill(f"fwe at length {ctx.length}", ctx, length)
         meta = {"num_words": fitted.n, "vocab_size": size, "alpha": self.alpha}
-        return Sample(frame.input(text(fitted.n)), frame.answer_prefix, vocab[1:4], fitted.tokens + ctx.tokens_to_generate, meta)
+        return Sample(frame.input(text(fitted.n)), frame.answer_prefix, vocab[1:4], length, meta)

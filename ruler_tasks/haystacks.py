@@ -5,22 +5,31 @@ A `Stream` holds the units a context may use, grouped, and each unit's token cou
 the joined text (separator included), counted once. A context is the first n units, grouped (the last
 group possibly cut), with inserts (needles, variable assignments) placed before given groups:
 `Stream.join`. Its token count is estimated as `cum[n] + sum(insert counts)`;
-`ruler_tasks.length_fit.fit` corrects the estimate. Cutting inside a group makes the fill as fine as
-one unit (a word or a noise sentence), which a 1K target needs.
+`ruler_tasks.length_fit.fit` corrects the estimate.
+
+Line haystacks (noise, distractor needles) end on whole lines, as RULER's do: `fit_lines` fits
+`Stream.whole_groups()`. A whole line is ~90 tokens with a byte tokenizer (~120 for a UUID
+distractor), ~10% of a 1K budget, so below CUT_LINES_BELOW tokens, and only when whole lines leave a
+sample under MIN_FILL, the last line may be cut after a sentence (noise) or a word (distractor): a
+recorded setting (the sample's meta says `cut_lines: true`), never used at 4K and above.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from common.errors import UserError
 from ruler_tasks import corpus
+from ruler_tasks.base import MIN_FILL
 from ruler_tasks.length_fit import count_pieces, prefix_sums
 from ruler_tasks.templates import NIAH_NEEDLE, NOISE_LINE
 from ruler_tasks.words import distinct_values, random_values
+
+CUT_LINES_BELOW = 4096  # below this length a line haystack may end on a cut line (see above)
 
 # RULER's needle depths: 40 evenly spaced integer percentages 0..100.
 DEPTHS = tuple(int(d) for d in np.round(np.linspace(0, 100, num=40, endpoint=True)))
@@ -86,6 +95,27 @@ class Stream:
         """The fewest units that make k groups (k >= 1)."""
         return int(self.starts[k - 1]) + 1
 
+    def whole_groups(self) -> Stream:
+        """The same text with each group as one unit, so that a context ends on a whole group."""
+        bounds = np.append(self.starts, len(self.units))
+        units = tuple(" ".join(self.units[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        return Stream(units, np.arange(len(units), dtype=np.int64), self.cum[bounds], self.sep)
+
+
+def fit_lines(ctx, stream: Stream, fit_with: Callable[[Stream], tuple]) -> tuple[tuple, bool]:
+    """(fit_with(stream of whole lines), False), or below CUT_LINES_BELOW when whole lines leave the
+    sample under MIN_FILL (or do not fit at all), (fit_with(stream), True): the last line may be cut.
+    `fit_with` returns a tuple whose first item is the `length_fit.Fitted` prompt."""
+    if ctx.length >= CUT_LINES_BELOW:
+        return fit_with(stream.whole_groups()), False
+    try:
+        whole = fit_with(stream.whole_groups())
+    except UserError:
+        return fit_with(stream), True
+    if whole[0].tokens + ctx.tokens_to_generate >= MIN_FILL * ctx.length:
+        return whole, False
+    return fit_with(stream), True
+
 
 def _group_starts(groups: Sequence[Sequence[str]]) -> np.ndarray:
     return prefix_sums(np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups)))[:-1]
@@ -125,8 +155,7 @@ def _noise_counts(tokenizer) -> np.ndarray:
 
 
 def noise_lines(tokenizer, budget: int) -> Stream:
-    """RULER's noise line repeated, in sentences, lines joined by newlines: the haystack may end with a
-    line cut after one of its sentences (RULER's own granularity is a whole line, ~10% of a 1K budget)."""
+    """RULER's noise line repeated, in sentences, lines joined by newlines (see `fit_lines`)."""
     starts = np.zeros(1, dtype=np.int64)
     return _cycled(NOISE_SENTENCES, starts, _noise_counts(tokenizer), "\n", budget)
 
@@ -134,9 +163,8 @@ def noise_lines(tokenizer, budget: int) -> Stream:
 def needle_lines(
     tokenizer, budget: int, rng: np.random.Generator, type_needle_k: str, type_needle_v: str, avoid_keys: frozenset[str]
 ) -> Stream:
-    """Distractor needles (random keys never equal to a real key, random values), in words: the
-    haystack may end with a distractor cut after a word, as RULER's essay haystack ends with a cut
-    sentence (a cut distractor's key is never asked for, so it cannot mislead about the answer)."""
+    """Distractor needles (random keys never equal to a real key, random values), in words, lines
+    joined by newlines (see `fit_lines`; a cut distractor's key is never asked for)."""
     def lines(count: int) -> list[list[str]]:
         keys = distinct_values(type_needle_k, rng, count, avoid=avoid_keys)
         values = random_values(type_needle_v, rng, count)
@@ -156,9 +184,3 @@ def line_positions(seed: int, n: int, k: int) -> list[int]:
     """k distinct group (line) indices in [0, n), ascending: RULER's random line positions, a pure function of
     (seed, n) so that a length search may rebuild the same sample at another n."""
     return sorted(int(p) for p in np.random.default_rng(seed).choice(n, size=k, replace=False))
-
-
-def sorted_positions(seed: int, n: int, k: int) -> list[int]:
-    """k insert positions in [0, n], ascending, repeats allowed (so any n >= 0 works): a pure function of
-    (seed, n)."""
-    return sorted(int(p) for p in np.random.default_rng(seed).integers(0, n + 1, size=k))

@@ -4,21 +4,27 @@ Keys and values are drawn (`type_needle_k`, `type_needle_v`: numbers | uuids | w
 `num_needle_v` values, one needle sentence per (key, value), shuffled; `num_needle_q` keys are asked
 for. Haystacks: "essay" (corpus sentences from the start, needles at depths drawn without replacement
 from RULER's 40 depths), "noise" (RULER's filler line repeated; "repeat" is its older name) and
-"needle" (distractor needles with random keys), needles at random distinct lines for the last two.
-The length search is over words (essay) or noise sentences / distractor words (lines): like RULER's
-essay, whose first N words end in a cut sentence, a line haystack may end with a cut line. RULER
-itself adds whole lines, which leaves up to ~10% of a 1K budget empty; a cut line never holds a
-needle, and a cut distractor's key is never asked for (version 2).
-meta: haystack kind and size in units (words, sentences), needle depths as fractions, estimated
-needle token offsets in the prompt, queried keys.
+"needle" (distractor needles with random keys), needles before random distinct lines for the last
+two. The length search is over words (essay; like RULER's, whose first N words end in a cut
+sentence) or whole lines (noise, needle; as RULER's). Below `haystacks.CUT_LINES_BELOW` a line
+haystack that whole lines cannot fill to 95% ends on a cut line instead (meta `cut_lines`); a cut line
+never holds a needle, and a cut distractor's key is never asked for.
+When one value is asked for (num_needle_q * num_needle_v == 1), RULER's singular rewrite
+(`templates.singular`) applies to the whole template: the chat template, the task text and the
+answer prefix (version 3).
+meta: haystack kind and size in units (words; lines, or sentences / words when cut), needle depths as
+fractions, estimated needle token offsets in the prompt, queried keys, cut_lines (line haystacks).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ruler_tasks import haystacks
-from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator, require_fill
+from ruler_tasks.chat_templates import ChatTemplate
 from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
@@ -30,7 +36,7 @@ HAYSTACK_KINDS = ("essay", "noise", "repeat", "needle")
 
 @register_generator("niah")
 class Niah(TaskGenerator):
-    version = "2"
+    version = "3"
     tokens_to_generate = 128
     metric = "string_match_all"
 
@@ -64,6 +70,8 @@ class Niah(TaskGenerator):
         template, answer_prefix, kind = NIAH_TEMPLATE, NIAH_ANSWER_PREFIX, self.type_needle_v
         if self.num_needle_q * self.num_needle_v == 1:
             template, answer_prefix, kind = singular(template), singular(answer_prefix), kind[:-1]
+            chat = ChatTemplate(ctx.chat.name, singular(ctx.chat.before), singular(ctx.chat.after))
+            ctx = replace(ctx, chat=chat)
         return PromptFrame.build(ctx, template, answer_prefix, type_needle_v=kind, query=query)
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
@@ -82,13 +90,15 @@ class Niah(TaskGenerator):
         needle_counts = count_pieces(ctx.tokenizer, [sep + n for n in needles])
         fixed = count_tokens(ctx.tokenizer, frame.prompt("")) + int(needle_counts.sum())
         what = f"niah ({self.type_haystack} haystack) at length {ctx.length}"
+        meta = {"haystack": self.type_haystack}
         if self.type_haystack == "essay":
             fitted, pos, offsets = self._fit_essay(ctx, rng, frame, needles, fixed, needle_counts, what)
         else:
-            fitted, pos, offsets = self._fit_lines(ctx, rng, frame, needles, fixed, needle_counts, keys, what)
+            fitted, pos, offsets, meta["cut_lines"] = self._fit_lines(
+                ctx, rng, frame, needles, fixed, needle_counts, keys, what
+            )
         head = count_tokens(ctx.tokenizer, frame.head)
-        meta = {
-            "haystack": self.type_haystack,
+        meta |= {
             "haystack_units": fitted.n,
             "needle_depths": pos,
             "needle_token_positions": [head + o for o in offsets],
@@ -96,13 +106,9 @@ class Niah(TaskGenerator):
             "queries": queries,
         }
         prompt = fitted.text
-        return Sample(
-            prompt[: len(prompt) - len(frame.answer_prefix)],
-            frame.answer_prefix,
-            answers,
-            fitted.tokens + ctx.tokens_to_generate,
-            meta,
-        )
+        length = fitted.tokens + ctx.tokens_to_generate
+        require_fill(what, ctx, length)
+        return Sample(prompt[: len(prompt) - len(frame.answer_prefix)], frame.answer_prefix, answers, length, meta)
 
     def _fit_essay(self, ctx, rng, frame, needles, fixed, needle_counts, what):
         """Needles between sentences of the first n corpus words, at RULER's depths (n searched)."""
@@ -113,20 +119,26 @@ class Niah(TaskGenerator):
         return fitted, [d / 100 for d in depths], pos
 
     def _fit_lines(self, ctx, rng, frame, needles, fixed, needle_counts, keys, what):
-        """Needles at random distinct lines of the first n noise sentences or distractor words (n searched;
-        the last line may be cut, see `haystacks`)."""
+        """Needles before random distinct lines of the first n lines (n searched; below
+        `haystacks.CUT_LINES_BELOW` possibly n sentences or distractor words, the last line cut).
+        Returns (fitted, depths, needle token offsets, cut_lines)."""
         if self.type_haystack == "noise":
-            hay = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
+            stream = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
         else:
-            hay = haystacks.needle_lines(
+            stream = haystacks.needle_lines(
                 ctx.tokenizer, ctx.budget, rng, self.type_needle_k, self.type_needle_v, frozenset(keys)
             )
         seed = int(rng.integers(2**63))
-        positions = lambda n: haystacks.line_positions(seed, hay.num_groups(n), len(needles))  # noqa: E731
-        n_min = hay.units_for_groups(len(needles))
-        fitted, pos = self._fit(ctx, hay, positions, n_min, frame, needles, fixed, needle_counts, what)
-        depths = [round(p / hay.num_groups(fitted.n), 4) for p in positions(fitted.n)]
-        return fitted, depths, pos
+
+        def fit_with(hay):
+            positions = lambda n: haystacks.line_positions(seed, hay.num_groups(n), len(needles))  # noqa: E731
+            n_min = hay.units_for_groups(len(needles))
+            fitted, pos = self._fit(ctx, hay, positions, n_min, frame, needles, fixed, needle_counts, what)
+            depths = [round(p / hay.num_groups(fitted.n), 4) for p in positions(fitted.n)]
+            return fitted, depths, pos
+
+        (fitted, depths, pos), cut = haystacks.fit_lines(ctx, stream, fit_with)
+        return fitted, depths, pos, cut
 
     @staticmethod
     def _fit(ctx, hay, positions, n_min, frame, needles, fixed, needle_counts, what):

@@ -1,31 +1,37 @@
 """RULER's QA tasks (qa.py): a question, its gold document(s) hidden among distractors, shuffled.
 
 qa_1 is this generator on SQuAD v2 dev, qa_2 on HotpotQA dev (distractor); `ruler_tasks.qa_data`
-loads them. Per sample: a question is drawn (uniformly among those whose gold documents fit the length),
-then documents are taken in RULER's order of preference: the gold ones, the question's related ones
-(the other paragraphs of its SQuAD article / its other HotpotQA paragraphs) in random order, then
-random others, packed into the token budget (first-fit, then one best swap) so that the prompt fills
-it (>= 95%) even at 1K. The chosen documents are shuffled and written as "Document {i}:\\n{text}"
-joined by blank lines inside RULER's template. The data path is the task's `path` argument, else the
-run's option named after the dataset (`squad` / `hotpotqa`), else the RULER_SQUAD / RULER_HOTPOTQA
-environment variable.
+loads them. Sample i asks question i in file order, as RULER does (wrapping past the last; when its
+gold documents do not fit the length, the next one in file order that fits). Documents are taken in
+RULER's order of preference: the gold ones, the question's related ones (the other paragraphs of its
+SQuAD article / its other HotpotQA paragraphs) in random order, then random others, packed into the
+token budget (first-fit, then one best swap) so that the prompt fills it (>= 95%) even at 1K. The
+chosen documents, in that order, get RULER's fixed shuffle: `random.Random(42).shuffle`, the
+permutation RULER applies with its default seed, which depends only on the number of documents (so
+the gold document's position is a function of the document count, as in RULER). They are written as
+"Document {i}:\\n{text}" joined by blank lines inside RULER's template (version 2). The data path
+is the task's `path` argument, else the run's option named after the dataset (`squad` / `hotpotqa`),
+else the RULER_SQUAD / RULER_HOTPOTQA environment variable.
 
 meta: dataset, question index, number of documents, the gold documents' numbers (1-based, as in the
 prompt) and their depths (number - 1) / number of documents.
 
-Differences from RULER, none of which changes the prompt format: RULER takes questions in file order
-and one fixed document count per length (found on sample 0, shrunk by 10 when a sample overflows, so
-it crashes below 4K); here each sample draws its question and fits its own documents.
+Differences from RULER, none of which changes the prompt format: RULER uses one document count per
+length (found on sample 0, shrunk by 10 when a sample overflows, so it crashes below 4K); here each
+sample fits its own documents. RULER keeps related documents in file order when all of them are
+taken; here they are always in random order (they are interchangeable distractors).
 """
 
 from __future__ import annotations
 
+import functools
+import random
 from typing import Mapping
 
 import numpy as np
 
 from ruler_tasks import qa_data
-from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.base import MIN_FILL, Context, PromptFrame, Sample, TaskGenerator, require_fill
 from common.errors import UserError
 from common.files import fingerprint
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
@@ -33,11 +39,19 @@ from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import QA_ANSWER_PREFIX, QA_DOCUMENT, QA_TEMPLATE
 
 DOC_SEPARATOR = "\n\n"
-QUESTION_DRAWS = 32  # rejection draws for a question whose gold fits, before scanning all of them
+RULER_SHUFFLE_SEED = 42  # RULER's default --random_seed, which seeds its per-sample document shuffle
 FILL_SCAN = 64  # candidates counted beyond the budget (x4 while the gap stays open), for packing
 COUNT_BATCH = 256  # documents counted per tokenizer call
-MIN_FILL = 0.95
 TARGET_FILL = 0.98  # below this estimated fill, packing looks at more candidates
+
+
+@functools.lru_cache(maxsize=64)
+def ruler_shuffle(n: int) -> np.ndarray:
+    """RULER's fixed document shuffle of n documents: out[k] = the index (in order of preference) of the
+    k-th document in the prompt, shape (n,)."""
+    order = list(range(n))
+    random.Random(RULER_SHUFFLE_SEED).shuffle(order)
+    return np.asarray(order, dtype=np.int64)
 
 
 def pack(costs: np.ndarray, n_required: int, room: int) -> tuple[np.ndarray, int]:
@@ -76,7 +90,7 @@ def pack(costs: np.ndarray, n_required: int, room: int) -> tuple[np.ndarray, int
 
 @register_generator("qa")
 class QA(TaskGenerator):
-    version = "1"
+    version = "2"
     tokens_to_generate = 32
     metric = "string_match_part"
     needs_data = True
@@ -136,21 +150,16 @@ class QA(TaskGenerator):
         so that whatever fits at that cost fits wherever the document lands."""
         return self._doc_counts(ids) + self._header_tokens
 
-    def _draw_question(self, ctx: Context, rng: np.random.Generator) -> tuple[int, PromptFrame, int]:
-        """A question whose prompt fits with its gold documents: (index, frame, tokens of the empty frame)."""
+    def _question(self, ctx: Context) -> tuple[int, PromptFrame, int]:
+        """Question ctx.index in file order, or the next one whose prompt fits with its gold documents:
+        (index, frame, tokens of the empty frame)."""
         items = self._data.items
-
-        def fits(q: int) -> tuple[PromptFrame, int] | None:
+        for k in range(len(items)):
+            q = (ctx.index + k) % len(items)
             frame = PromptFrame.build(ctx, QA_TEMPLATE, QA_ANSWER_PREFIX, query=items[q].query)
             tokens = count_tokens(ctx.tokenizer, frame.prompt(""))
-            gold = int(self._costs(np.asarray(items[q].gold, dtype=np.int64)).sum())
-            return (frame, tokens) if tokens + gold <= ctx.budget else None
-
-        draws = [int(q) for q in rng.integers(len(items), size=QUESTION_DRAWS)]
-        for q in draws + [int(q) for q in rng.permutation(len(items))]:
-            found = fits(q)
-            if found is not None:
-                return q, *found
+            if tokens + int(self._costs(np.asarray(items[q].gold, dtype=np.int64)).sum()) <= ctx.budget:
+                return q, frame, tokens
         raise UserError(
             f"qa ({self.dataset}) at length {ctx.length}: no question's gold documents fit in "
             f"{ctx.budget} tokens; use a longer --lengths value"
@@ -179,7 +188,7 @@ class QA(TaskGenerator):
         return self._costs(candidates[:end])
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
-        q, frame, frame_tokens = self._draw_question(ctx, rng)
+        q, frame, frame_tokens = self._question(ctx)
         item = self._data.items[q]
         n_gold = len(item.gold)
         candidates = self._candidates(item, rng)
@@ -191,14 +200,13 @@ class QA(TaskGenerator):
             costs = self._counted_prefix(candidates, room, extra)
         texts = costs - self._header_tokens
         positions = self._positions(len(costs))
-        keys = rng.random(len(costs))  # the document order: chosen documents sorted by their keys
         chosen_cache: dict[int, np.ndarray] = {}
 
         def chosen(room: int) -> np.ndarray:
             """Indices into `candidates` of the documents packed into `room`, in prompt order."""
             if room not in chosen_cache:
-                picks = pack(costs, n_gold, room)[0]
-                chosen_cache[room] = picks[np.argsort(keys[picks], kind="stable")]
+                picks = pack(costs, n_gold, room)[0]  # ascending: in order of preference
+                chosen_cache[room] = picks[ruler_shuffle(len(picks))]
             return chosen_cache[room]
 
         def context(room: int) -> str:
@@ -221,6 +229,7 @@ class QA(TaskGenerator):
                 f"qa ({self.dataset}): all {len(order)} documents fill only {length} of {ctx.length} tokens; "
                 f"use a shorter --lengths value or the full dataset file"
             )
+        require_fill(f"qa ({self.dataset}) at length {ctx.length}", ctx, length)
         gold_docs = sorted(int(i) + 1 for i in np.nonzero(order < n_gold)[0])
         meta = {
             "dataset": self.dataset,

@@ -1,10 +1,13 @@
 """RULER v1's prompt strings, reproduced exactly: they are the benchmark's definition (NOTICE credits RULER).
 
-Sources in NVIDIA/RULER: scripts/data/synthetic/constants.py (task templates, answer prefixes, and the
-tokens_to_generate defaults), scripts/data/synthetic/niah.py (the needle sentence and the noise line),
-scripts/data/synthetic/qa.py (the document format). Spelling is RULER's ("assgined" included) so that
-scores compare with published ones. Every template has one `{context}` slot; the answer prefix is kept
-apart from the template because the sample stores it separately (DESIGN.md section 3).
+Sources in NVIDIA/RULER at revision `ruler_tasks.RULER_REVISION` (c3f5e3b4f87f97e048793bb510a3a6b19a46bf3a):
+scripts/data/synthetic/constants.py (task templates, answer prefixes, and the tokens_to_generate
+defaults), scripts/data/synthetic/niah.py (the needle sentence and the noise line),
+scripts/data/synthetic/variable_tracking.py (the assignment lines, hops with a trailing space),
+scripts/data/synthetic/qa.py (the document format). Spelling is RULER's at that revision (its VT
+answer prefix now says "assigned"; older revisions said "assgined"). Every template has one `{context}`
+slot; the answer prefix is kept apart from the template because the sample stores it separately
+(DESIGN.md section 3).
 """
 
 NIAH_TEMPLATE = (
@@ -15,6 +18,8 @@ NIAH_TEMPLATE = (
 NIAH_ANSWER_PREFIX = " The special magic {type_needle_v} for {query} mentioned in the provided text are"
 NIAH_NEEDLE = "One of the special magic {type_needle_v} for {key} is: {value}."
 NOISE_LINE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+VT_FIRST = "VAR {name} = {value}"
+VT_HOP = "VAR {name} = VAR {previous} "  # RULER's hop lines end with a space
 
 VT_TEMPLATE = (
     "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\n"
@@ -22,7 +27,7 @@ VT_TEMPLATE = (
 )
 VT_ANSWER_PREFIX = (
     " Answer: According to the chain(s) of variable assignment in the text above, {num_v} variables are "
-    "assgined the value {query}, they are: "
+    "assigned the value {query}, they are: "
 )
 
 CWE_TEMPLATE = (
@@ -53,5 +58,6 @@ QA_DOCUMENT = "Document {i}:\n{document}"
 
 
 def singular(text: str) -> str:
-    """RULER's rewrite of a NIAH template when one value is asked for (num_needle_q * num_needle_v == 1)."""
+    """RULER's rewrite of a NIAH template when one value is asked for (num_needle_q * num_needle_v == 1).
+    RULER applies it to the whole template: the chat template around the task and the answer prefix too."""
     return text.replace("Some", "A").replace("are all", "is").replace("are", "is").replace("answers", "answer")

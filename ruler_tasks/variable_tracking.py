@@ -1,28 +1,37 @@
 """Variable tracking (RULER's variable_tracking.py): follow a chain of assignments through noise.
 
-Each chain is `VAR X0 = <5-digit>` then `VAR Xj = VAR Xj-1` (5-letter uppercase names), its lines
-inserted in order at random positions among RULER's noise lines (the last line may be cut after one
-of its sentences, see `haystacks.noise_lines`); the gold outputs are the chain's names.
-A one-shot example precedes the task as RULER builds it: the same task at 500 tokens with 3-letter
-names and at most 10 hops, followed by its answer, then its names replaced by fresh random ones.
+Each chain is `VAR X0 = <5-digit>` then `VAR Xj = VAR Xj-1 ` (5-letter uppercase names; RULER's hop
+lines end with a space), inserted in order among RULER's noise lines as RULER does: chain c's lines
+go before distinct, ascending positions of the lines placed so far (noise and earlier chains), so two
+lines of one chain are never adjacent and no chain line follows the last noise line. The haystack ends
+on a whole line (below `haystacks.CUT_LINES_BELOW`, when whole lines cannot fill 95%, on a line cut
+after a sentence: meta `cut_lines`). The gold outputs are the first chain's names.
+A one-shot example precedes the task as RULER builds it: the same task at 500 tokens (nothing kept
+for generation) with 3-letter names and at most 10 hops, without the chat template, followed by a
+space and its answer, then its names replaced by fresh random ones; one newline ends the example and
+another separates it from the task (RULER's two). When 500 tokens cannot hold RULER's minimum of one
+noise line per chain line (a byte tokenizer), the example has that minimum, as RULER's search stops
+at its lower bound. When the example leaves no room for the task (1K with a byte tokenizer), the task
+goes without it: meta `setting` is "no_example" instead of "ruler" (version 3).
 """
 
 from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 
 import numpy as np
 
 from ruler_tasks import haystacks
-from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator
+from ruler_tasks.base import Context, PromptFrame, Sample, TaskGenerator, require_fill
 from ruler_tasks.chat_templates import resolve_chat_template
 from common.errors import UserError
 from ruler_tasks.length_fit import count_pieces, count_tokens, fit
 from ruler_tasks.registry import register_generator
-from ruler_tasks.templates import VT_ANSWER_PREFIX, VT_TEMPLATE
+from ruler_tasks.templates import VT_ANSWER_PREFIX, VT_FIRST, VT_HOP, VT_TEMPLATE
 
-EXAMPLE_LENGTH = 500  # RULER's one-shot example is generated at max_seq_length=500
+EXAMPLE_LENGTH = 500  # RULER's one-shot example is generated at max_seq_length=500, tokens_to_generate=0
 
 
 def random_names(rng: np.random.Generator, count: int, letters: int, avoid: frozenset[str] = frozenset()) -> list[str]:
@@ -38,9 +47,42 @@ def random_names(rng: np.random.Generator, count: int, letters: int, avoid: froz
     return names
 
 
+def chain_layout(seeds: list[int], chain_lengths: list[int], n_lines: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Where RULER's insertion puts chain lines among n_lines noise lines: chain c's lines go, in order,
+    before k distinct ascending positions of the list built so far (a pure function of (seeds, n_lines)).
+    Returns (the noise line each chain line precedes, ascending; (chain, line) of each)."""
+    items: list[int | tuple[int, int]] = list(range(n_lines))  # int: a noise line; (c, j): line j of chain c
+    for c, (seed, k) in enumerate(zip(seeds, chain_lengths)):
+        placed: list[int | tuple[int, int]] = []
+        start = 0
+        for j, p in enumerate(haystacks.line_positions(seed, len(items), k)):
+            placed.extend(items[start:p])
+            placed.append((c, j))
+            start = p
+        items = placed + items[start:]
+    positions, which, noise_before = [], [], 0
+    for item in items:
+        if isinstance(item, int):
+            noise_before += 1
+        else:
+            positions.append(noise_before)
+            which.append(item)
+    return positions, which
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """One task's random draws: its frame, chains (lines) and the layout seeds."""
+
+    frame: PromptFrame
+    chains: list[list[str]]
+    names: list[str]
+    seeds: list[int]
+
+
 @register_generator("variable_tracking")
 class VariableTracking(TaskGenerator):
-    version = "2"
+    version = "3"
     tokens_to_generate = 30
     metric = "string_match_all"
 
@@ -53,53 +95,81 @@ class VariableTracking(TaskGenerator):
         self.num_chains = num_chains
         self.num_hops = num_hops
 
-    def _build(self, ctx: Context, rng: np.random.Generator, letters: int, hops: int, prelude: str):
-        """One fitted task: (fitted, frame, gold names, chains)."""
+    def _draw(self, ctx: Context, rng: np.random.Generator, letters: int, hops: int, prelude: str) -> _Drawn:
         names = random_names(rng, (hops + 1) * self.num_chains, letters, avoid=frozenset({"VAR"}))
         chains = []
         for c in range(self.num_chains):
             var = names[c * (hops + 1) : (c + 1) * (hops + 1)]
             value = int(rng.integers(10000, 99999))
-            chains.append([f"VAR {var[0]} = {value}"] + [f"VAR {var[j + 1]} = VAR {var[j]}" for j in range(hops)])
+            chains.append(
+                [VT_FIRST.format(name=var[0], value=value)]
+                + [VT_HOP.format(name=var[j + 1], previous=var[j]) for j in range(hops)]
+            )
         query = chains[0][0].split("=")[-1].strip()
         frame = PromptFrame.build(ctx, VT_TEMPLATE, VT_ANSWER_PREFIX, prelude=prelude, query=query, num_v=hops + 1)
-        hay = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
-        lines = [line for chain in chains for line in chain]
-        fixed = count_tokens(ctx.tokenizer, frame.prompt("")) + int(count_pieces(ctx.tokenizer, ["\n" + s for s in lines]).sum())
         seeds = [int(s) for s in rng.integers(2**63, size=self.num_chains)]
+        return _Drawn(frame, chains, names[: hops + 1], seeds)
 
-        def layout(n: int) -> tuple[list[int], list[str]]:
-            placed = [
-                (p, c, j)
-                for c, seed in enumerate(seeds)
-                for j, p in enumerate(haystacks.sorted_positions(seed, hay.num_groups(n), len(chains[c])))
-            ]
-            placed.sort()
-            return [p for p, _, _ in placed], [chains[c][j] for _, c, j in placed]
+    @staticmethod
+    def _context(drawn: _Drawn, hay: haystacks.Stream, n: int) -> str:
+        """The first n units of `hay` with the chains laid out among their lines."""
+        positions, which = chain_layout(drawn.seeds, [len(c) for c in drawn.chains], hay.num_groups(n))
+        return hay.join(n, positions, [drawn.chains[c][j] for c, j in which])
 
+    @staticmethod
+    def _fewest_units(drawn: _Drawn, hay: haystacks.Stream) -> int:
+        """RULER's minimum: as many noise lines as the longest chain has lines."""
+        return hay.units_for_groups(max(len(c) for c in drawn.chains))
+
+    def _fit(self, ctx: Context, drawn: _Drawn, hay: haystacks.Stream):
+        """(fitted, context) of the drawn task in the first n units of `hay` (n searched)."""
+        lines = ["\n" + line for chain in drawn.chains for line in chain]
+        fixed = count_tokens(ctx.tokenizer, drawn.frame.prompt("")) + int(count_pieces(ctx.tokenizer, lines).sum())
         fitted = fit(
-            build=lambda n: frame.prompt(hay.join(n, *layout(n))),
+            build=lambda n: drawn.frame.prompt(self._context(drawn, hay, n)),
             estimate=lambda n: fixed + int(hay.cum[n]),
-            n_min=0,
+            n_min=self._fewest_units(drawn, hay),
             n_max=len(hay),
             budget=ctx.budget,
             tokenizer=ctx.tokenizer,
             what=f"vt at length {ctx.length}",
         )
-        context = hay.join(fitted.n, *layout(fitted.n))
-        return fitted, frame, context, names[: hops + 1]
+        return fitted, self._context(drawn, hay, fitted.n)
 
     def _example(self, ctx: Context, rng: np.random.Generator) -> str:
-        """RULER's one-shot example: the task at 500 tokens without the chat template, answered, renamed."""
-        ex_ctx = Context(EXAMPLE_LENGTH, self.tokens_to_generate, ctx.tokenizer, resolve_chat_template("base"))
-        _, frame, context, names = self._build(ex_ctx, rng, letters=3, hops=min(10, self.num_hops), prelude="")
-        text = frame.prompt(context) + " " + " ".join(names) + "\n\n"
-        for old, new in zip(names, random_names(rng, len(names), 3, avoid=frozenset(names) | {"VAR"})):
+        """RULER's one-shot example: the task at 500 tokens without the chat template, answered, renamed,
+        ending with a newline."""
+        ex_ctx = Context(EXAMPLE_LENGTH, 0, ctx.tokenizer, resolve_chat_template("base"))
+        drawn = self._draw(ex_ctx, rng, letters=3, hops=min(10, self.num_hops), prelude="")
+        hay = haystacks.noise_lines(ctx.tokenizer, EXAMPLE_LENGTH).whole_groups()
+        try:
+            _, context = self._fit(ex_ctx, drawn, hay)
+        except UserError:  # 500 tokens cannot hold RULER's minimum: the example has that minimum
+            context = self._context(drawn, hay, self._fewest_units(drawn, hay))
+        text = drawn.frame.prompt(context) + " " + " ".join(drawn.names) + "\n"
+        fresh = random_names(rng, len(drawn.names), 3, avoid=frozenset(drawn.names) | {"VAR"})
+        for old, new in zip(drawn.names, fresh):
             text = re.sub(rf"\b{old}\b", new, text)
         return text
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
-        prelude = self._example(ctx, rng) + "\n\n"
-        fitted, frame, context, gold = self._build(ctx, rng, letters=5, hops=self.num_hops, prelude=prelude)
-        meta = {"haystack": "noise", "haystack_units": fitted.n, "num_chains": self.num_chains, "num_hops": self.num_hops}
-        return Sample(frame.input(context), frame.answer_prefix, gold, fitted.tokens + ctx.tokens_to_generate, meta)
+        try:
+            return self._sample(ctx, rng, self._example(ctx, rng) + "\n", "ruler")
+        except UserError:  # the example leaves no room for the task
+            return self._sample(ctx, rng, "", "no_example")
+
+    def _sample(self, ctx: Context, rng: np.random.Generator, prelude: str, setting: str) -> Sample:
+        drawn = self._draw(ctx, rng, letters=5, hops=self.num_hops, prelude=prelude)
+        stream = haystacks.noise_lines(ctx.tokenizer, ctx.budget)
+        (fitted, context), cut = haystacks.fit_lines(ctx, stream, lambda hay: self._fit(ctx, drawn, hay))
+        length = fitted.tokens + ctx.tokens_to_generate
+        require_fill(f"vt at length {ctx.length}", ctx, length)
+        meta = {
+            "haystack": "noise",
+            "haystack_units": fitted.n,
+            "cut_lines": cut,
+            "setting": setting,
+            "num_chains": self.num_chains,
+            "num_hops": self.num_hops,
+        }
+        return Sample(drawn.frame.input(context), drawn.frame.answer_prefix, drawn.names, length, meta)

@@ -270,7 +270,7 @@ def main(argv=None) -> int:
         "recipe": asdict(recipe),
         "steps": trainer.step,
         "wall_s": round(trainer.elapsed, 1),
-        "final": {k: round(v, 4) for k, v in last.items() if k.endswith(("loss", "_acc"))},
+        "final": {k: v for k, v in last.items() if k.endswith(("loss", "_acc"))},
         "devices": [str(d) for d in jax.devices()],
         "jax": jax.__version__,
     }

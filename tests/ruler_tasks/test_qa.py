@@ -14,7 +14,7 @@ from ruler_tasks import qa_data
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
 from common.errors import UserError
-from ruler_tasks.qa import QA, pack
+from ruler_tasks.qa import QA, pack, ruler_shuffle
 from ruler_tasks.registry import load_registry
 from ruler_tasks.templates import QA_ANSWER_PREFIX, QA_DOCUMENT
 
@@ -92,6 +92,20 @@ def test_fill_bounds_and_gold_present(files, dataset, length):
             d for d in gold_text for g in s.meta["gold_docs"] if QA_DOCUMENT.format(i=g, document=d) in s.input
         }
         assert found == gold_text, "gold documents are not at the numbers meta gives"
+
+
+@pytest.mark.parametrize("dataset", ["squad", "hotpotqa"])
+def test_questions_in_file_order_with_rulers_fixed_document_shuffle(files, dataset):
+    gen = QA(dataset=dataset, path=str(files[dataset]))
+    samples = gen.generate(ctx(8192), np.random.default_rng(3), 5, start_index=2)
+    assert [s.meta["question_index"] for s in samples] == [2, 3, 4, 5, 6], "sample i asks question i, as RULER"
+    data = qa_data.load_qa(dataset, files[dataset])
+    for s in samples:
+        n, item = s.meta["num_docs"], data.items[s.meta["question_index"]]
+        shuffle = ruler_shuffle(n).tolist()
+        # The documents in order of preference start with the gold ones; RULER's fixed shuffle places
+        # preference rank r at prompt number shuffle.index(r) + 1.
+        assert s.meta["gold_docs"] == sorted(shuffle.index(r) + 1 for r in range(len(item.gold)))
 
 
 def test_chat_template_counted_in_length(files):

@@ -1,5 +1,7 @@
 """Every non-QA task: length fit, gold answers in the prompt, determinism, RULER's prompt strings."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from ruler_tasks.chat_templates import resolve_chat_template
 from common.files import jsonl_line
 from ruler_tasks.length_fit import count_tokens
 from ruler_tasks.registry import load_registry
+from ruler_tasks.haystacks import CUT_LINES_BELOW
 from ruler_tasks.templates import NOISE_LINE
 
 REGISTRY = load_registry()
@@ -98,22 +101,31 @@ def test_cwe_gold_are_the_ten_common_words(tokenizers_by_name):
     assert min(counts[w] for w in s.outputs) > max(c for w, c in counts.items() if w not in s.outputs)
 
 
-@pytest.mark.parametrize("task_name", ["niah_single_1", "niah_multikey_3"])
-def test_line_haystack_may_end_with_a_cut_line_never_a_cut_needle(tokenizers_by_name, task_name):
-    _, samples = generate(task_name, tokenizers_by_name["byte"], 1024, count=3)
-    last_lines = []
+@pytest.mark.parametrize("task_name", ["niah_single_1", "niah_multikey_3", "vt"])
+@pytest.mark.parametrize("length", [1024, 4096])
+def test_line_haystack_ends_on_whole_lines_and_cuts_only_below_4k(tokenizers_by_name, task_name, length):
+    _, samples = generate(task_name, tokenizers_by_name["byte"], length, count=3)
     for s in samples:
         lines = s.input.split("\n")[1:-1]  # the context, between the task's first and last line
-        hay = [line for line in lines if line not in s.meta["needles"]]
-        assert len(lines) - len(hay) == len(s.meta["needles"]), "every needle is whole, on its own line"
-        assert lines[-1] in hay, "a needle never follows the cut line"
-        last_lines.append(lines[-1])
-        if task_name == "niah_single_1":
-            assert all(NOISE_LINE.startswith(line) and line.endswith(".") for line in hay), "cut after a sentence"
+        if task_name == "vt":
+            lines = s.input.rsplit("following text.\n\n", 1)[1].split("\n")[:-1]
+            hay = [line for line in lines if not line.startswith("VAR ")]
+            assert len(lines) - len(hay) == 5
         else:
-            assert all(line.startswith("One of the special magic uuids for ") for line in hay[:-1])
-    cut = [line != NOISE_LINE if task_name == "niah_single_1" else not line.endswith(".") for line in last_lines]
-    assert any(cut), "a whole line is ~10% of a 1K byte budget: some haystack ends inside one"
+            hay = [line for line in lines if line not in s.meta["needles"]]
+            assert len(lines) - len(hay) == len(s.meta["needles"]), "every needle is whole, on its own line"
+        assert lines[-1] in hay, "nothing follows the last haystack line"
+        whole = hay if s.meta["cut_lines"] else hay + [None]  # whole[:-1]: the lines that must be whole
+        if task_name in ("niah_single_1", "vt"):
+            assert all(line == NOISE_LINE for line in whole[:-1])
+            assert NOISE_LINE.startswith(hay[-1]) and hay[-1].endswith("."), "a cut line ends after a sentence"
+        else:
+            assert all(re.fullmatch(r"One of the special magic uuids for [-0-9a-f]{36} is: [-0-9a-f]{36}\.", line)
+                       for line in whole[:-1])
+        if length >= CUT_LINES_BELOW:
+            assert s.meta["cut_lines"] is False, "whole lines only, as RULER's, at 4K and above"
+    if length < CUT_LINES_BELOW and task_name == "niah_multikey_3":
+        assert all(s.meta["cut_lines"] for s in samples), "120-byte UUID lines cannot fill 1K to 95% whole"
 
 
 @pytest.mark.parametrize("tok,length,setting", [("byte", 1024, "no_example"), ("byte", 2048, "ruler_small"),

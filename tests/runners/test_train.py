@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -85,6 +86,47 @@ def test_rows_cover_the_non_qa_tasks_text_and_copies_with_correct_masks(stream):
     assert seen == non_qa | {"text", "copy"}
 
 
+def recall_pairs(text: str) -> dict[str, str]:
+    """The key -> value pairs a recall row stores, in either of its two formats."""
+    compact = dict(re.findall(r"(?:^|(?<=;))([a-z-]+):([0-9]+);", text))
+    needles = dict(re.findall(r"special magic \w+ for (\S+) is: (\S+)\.", text))
+    return {**compact, **needles}
+
+
+def test_recall_phase_rows_score_exactly_the_recalled_values():
+    tok = ByteTokenizer()
+    stream = TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048,
+                            recall_steps=10, recall_length=256, recall_fraction=0.5)
+    formats = set()
+    for step in (0, 9):
+        batch = stream.batch(step)
+        assert batch.tokens.shape == (8, 256) and set(batch.names) == {"recall"}
+        assert not batch.answer_mask.any() and not batch.copy_mask.any()
+        for row in range(8):
+            ids, recall, text = batch.tokens[row], batch.recall_mask[row], batch.text_mask[row]
+            assert ids[0] == 256 and not np.any(recall & text) and recall.any()
+            used = int(np.flatnonzero(ids != 257)[-1]) + 1  # eos pads the row after its last query
+            assert np.all((recall | text)[: used - 1]) and not text[used - 1 :].any()
+            body = tok.decode(ids[1:used])
+            pairs = recall_pairs(body)
+            # every scored run is the value stored for the key just queried before it
+            runs = np.flatnonzero(np.diff(np.concatenate([[0], recall.astype(int), [0]])))
+            assert len(runs) // 2 >= 2
+            for start, end in zip(runs[::2], runs[1::2]):
+                before = tok.decode(ids[1 : start + 1])
+                key = re.search(r"(?:\?([a-z-]+):|for (\S+) mentioned in the provided text is )$", before)
+                key = key.group(1) or key.group(2)
+                assert tok.decode(ids[start + 1 : end + 1]) == pairs[key]
+            formats.add("needle" if "special magic" in body else "compact")
+    assert formats == {"compact"}  # 256-token rows are too short for needle sentences and questions
+    late = [stream.batch(step) for step in range(10, STEPS)]
+    names = [n for b in late for n in b.names]
+    assert 0.3 < names.count("recall") / len(names) < 0.7
+    needle_rows = [tok.decode(b.tokens[r]) for b in late for r, n in enumerate(b.names)
+                   if n == "recall" and b.tokens.shape[1] >= 512 and "special magic" in tok.decode(b.tokens[r])]
+    assert needle_rows and all("mentioned in the provided text is " in r for r in needle_rows)
+
+
 def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
     """Same task, length and the evaluation's default seed: the generated needles never coincide."""
     prepare_data(tasks="niah_single_1", lengths=[CONTEXT], samples=20, tokenizer=ByteTokenizer(), tokenizer_spec="byte",
@@ -125,6 +167,8 @@ def test_loss_falls_and_the_checkpoint_loads(tmp_path):
     summary = json.loads((out / "training.json").read_text())
     assert summary["steps"] == 30 and summary["final"]["loss"] == pytest.approx(log[-1]["loss"])
     assert summary["recipe"]["context"] == CONTEXT and summary["command"].startswith("python -m runners.train")
+    assert all(0 <= log[-1][f"{term}_acc"] <= 1 for term in train.LOSS_TERMS)
+    assert log[-1]["text_acc"] > log[0]["text_acc"]  # argmax accuracy is logged beside each loss
     model, tokenizer = load(out)
     assert model.config.train_context == 256 and tokenizer.vocab_size == 258
     assert train.main([*RECIPE, "--out", str(out), "--steps", "30"]) == 0  # already done: nothing changes
