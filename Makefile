@@ -22,10 +22,12 @@ RUN ?=
 TOKENIZER ?= byte
 prepare:
 	$(PY) -m runners.prepare --tasks "$(TASKS)" --lengths "$(or $(LENGTHS),4096)" --samples $(SAMPLES) \
-		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(or $(RUN),runs/prepared)"
+		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(or $(RUN),runs/prepared)" \
+		$(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
 
 # Evaluate a checkpoint: make eval-ruler CKPT=dir LENGTHS=4096,8192 TASKS=all SAMPLES=N RUN=runs/name
-# With no CKPT: the shipped RAttention demo; with no LENGTHS: 1x, 2x, 4x, 8x the checkpoint's train_context.
+# With no CKPT: the shipped RAttention demo; with no LENGTHS: 1x, 2x, 4x, 8x the checkpoint's train_context;
+# with no RUN: runs/<checkpoint name>-seed<SEED>-<TEMPLATE>. CHUNK = --prefill-chunk, TEMPLATE = --chat-template.
 CKPT ?=
 BATCH ?=
 CHUNK ?=
@@ -33,7 +35,7 @@ TEMPLATE ?=
 eval-ruler:
 	$(PY) -m runners.eval_ruler $(if $(CKPT),--checkpoint "$(CKPT)") $(if $(LENGTHS),--lengths "$(LENGTHS)") --tasks "$(TASKS)" \
 		--samples $(SAMPLES) --seed $(SEED) $(if $(RUN),--run "$(RUN)") $(if $(BATCH),--batch $(BATCH)) \
-		$(if $(CHUNK),--chunk $(CHUNK)) $(if $(TEMPLATE),--template "$(TEMPLATE)")
+		$(if $(CHUNK),--prefill-chunk $(CHUNK)) $(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
 
 # The three shipped demo models (checkpoints/: RAttention-64, SWA-64, full attention) at 1x-8x their
 # training length, then one comparison report in runs/demo/report.
@@ -46,7 +48,7 @@ eval-demo:
 	$(MAKE) --no-print-directory report RUNS="$(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS))" OUT=$(DEMO_RUNS)/report
 
 # Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
-DEMO_RECIPE = --steps 700 --batch-tokens 8192 --lr 3e-3 --warmup 60 --save-every 50 --log-every 10
+DEMO_RECIPE = --steps 2200 --recall-steps 1000 --recall-fraction 0.3 --copy-fraction 0.05 --text-fraction 0.05 --batch-tokens 8192 --lr 3e-3 --warmup 100 --save-every 100 --log-every 25
 train-demo:
 	$(PY) -m runners.train --preset demo-rattention --out checkpoints/rattention-w64 $(DEMO_RECIPE)
 	$(PY) -m runners.train --preset demo-swa --out checkpoints/swa-w64 $(DEMO_RECIPE)

@@ -117,9 +117,14 @@ class VariableTracking(TaskGenerator):
         return hay.join(n, positions, [drawn.chains[c][j] for c, j in which])
 
     @staticmethod
-    def _fewest_units(drawn: _Drawn, hay: haystacks.Stream) -> int:
-        """RULER's minimum: as many noise lines as the longest chain has lines."""
-        return hay.units_for_groups(max(len(c) for c in drawn.chains))
+    def _fewest_units(drawn: _Drawn, hay: haystacks.Stream, what: str) -> int:
+        """RULER's minimum: as many noise lines as the longest chain has lines (`hay`, sized to the
+        budget, may hold fewer: then the length is too small)."""
+        lines = max(len(c) for c in drawn.chains)
+        if len(hay.starts) < lines:
+            raise UserError(f"{what}: the shortest prompt needs {lines} noise lines, more than this length "
+                            f"leaves room for; use a longer --lengths value")
+        return hay.units_for_groups(lines)
 
     def _fit(self, ctx: Context, drawn: _Drawn, hay: haystacks.Stream):
         """(fitted, context) of the drawn task in the first n units of `hay` (n searched)."""
@@ -128,7 +133,7 @@ class VariableTracking(TaskGenerator):
         fitted = fit(
             build=lambda n: drawn.frame.prompt(self._context(drawn, hay, n)),
             estimate=lambda n: fixed + int(hay.cum[n]),
-            n_min=self._fewest_units(drawn, hay),
+            n_min=self._fewest_units(drawn, hay, f"vt at length {ctx.length}"),
             n_max=len(hay),
             budget=ctx.budget,
             tokenizer=ctx.tokenizer,
@@ -145,7 +150,7 @@ class VariableTracking(TaskGenerator):
         try:
             _, context = self._fit(ex_ctx, drawn, hay)
         except UserError:  # 500 tokens cannot hold RULER's minimum: the example has that minimum
-            context = self._context(drawn, hay, self._fewest_units(drawn, hay))
+            context = self._context(drawn, hay, self._fewest_units(drawn, hay, "vt example"))
         text = drawn.frame.prompt(context) + " " + " ".join(drawn.names) + "\n"
         fresh = random_names(rng, len(drawn.names), 3, avoid=frozenset(drawn.names) | {"VAR"})
         for old, new in zip(drawn.names, fresh):

@@ -11,6 +11,8 @@ haystack text); so the sparse answers weigh as much as the text. Local layers ru
 OUT gets the checkpoint (config.json + params/, loadable by model_adapters.load) at every save,
 OUT/train_state/ (parameters, optimizer state and step; orbax, atomic) to resume from, OUT/train_log.jsonl
 (one line per logged step) and, when done, OUT/training.json (recipe, steps, wall time, final loss).
+`--until N` stops after step N of the --steps schedule (a training budget); a later run with a larger
+--until continues it, and the result equals one uninterrupted run.
 Rerunning the same command resumes from the last saved step and gives the same parameters an
 uninterrupted run would; a different recipe in the same OUT is refused.
 """
@@ -85,6 +87,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                    help="length of the first phase, in steps: recall rows only, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
+    p.add_argument("--until", type=int, default=None,
+                   help="stop after this step (default: --steps); the schedule still spans --steps, and rerunning "
+                        "with a larger --until continues it exactly")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=10)
     args = p.parse_args(argv)
@@ -99,6 +104,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
             raise UserError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
     if not 0 <= args.warmup < args.steps:
         raise UserError(f"--warmup {args.warmup} must be in [0, --steps)")
+    args.until = args.steps if args.until is None else args.until
+    if not 1 <= args.until <= args.steps:
+        raise UserError(f"--until {args.until} must be in [1, --steps {args.steps}]")
     recipe = Recipe(preset=args.preset, steps=args.steps, context=context, batch_tokens=args.batch_tokens, lr=args.lr,
                     warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
                     text_fraction=args.text_fraction, copy_fraction=args.copy_fraction,
@@ -223,37 +231,36 @@ class Trainer:
         self.manager.wait_until_finished()
         save(nnx.merge(self.graphdef, self.params), self.out)
 
-    def run(self, *, save_every: int, log_every: int, progress: bool = True) -> dict:
-        """Trains to recipe.steps; returns the last logged metrics."""
+    def run(self, *, until: int, save_every: int, log_every: int, progress: bool = True) -> None:
+        """Trains to step `until` (<= recipe.steps), logging and saving on the way; ends with a save."""
         train_step = make_train_step(self.graphdef, self.tx)
         schedule = learning_rate(self.recipe)
-        last, window = {}, []
+        window = []
         start = time.perf_counter() - self.elapsed
         with open(self.log_path, "a", encoding="utf-8") as log, tqdm(
             initial=self.step, total=self.recipe.steps, unit="step", desc=self.recipe.preset, disable=not progress
         ) as bar, ThreadPoolExecutor(1) as prefetch:  # the next batch is made while this step runs
             upcoming = prefetch.submit(self.stream.batch, self.step)
-            while self.step < self.recipe.steps:
+            while self.step < until:
                 batch = upcoming.result()
-                if self.step + 1 < self.recipe.steps:
+                if self.step + 1 < until:
                     upcoming = prefetch.submit(self.stream.batch, self.step + 1)
                 self.params, self.opt_state, metrics = train_step(self.params, self.opt_state, batch.tokens, batch.masks)
                 self.step += 1
                 window.append(metrics)
-                if self.step % log_every == 0 or self.step == self.recipe.steps:
+                if self.step % log_every == 0 or self.step == until:
                     means = {k: float(np.mean([float(m[k]) for m in window])) for k in window[0]}
                     if not np.isfinite(means["loss"]):
                         raise UserError(f"loss is {means['loss']} at step {self.step}; lower --lr or raise --warmup, in a new --out")
                     self.elapsed = time.perf_counter() - start
-                    last = {"step": self.step, **means, "lr": float(schedule(self.step - 1)), "elapsed_s": round(self.elapsed, 1)}
-                    append_jsonl(log, last)
+                    append_jsonl(log, {"step": self.step, **means, "lr": float(schedule(self.step - 1)),
+                                       "elapsed_s": round(self.elapsed, 1)})
                     bar.set_postfix(answer=f"{means['answer_loss']:.3f}", recall_acc=f"{means['recall_acc']:.3f}")
                     window = []
                 bar.update(1)
-                if self.step % save_every == 0 or self.step == self.recipe.steps:
+                if self.step % save_every == 0 or self.step == until:
                     self.elapsed = time.perf_counter() - start
                     self.save()
-        return last
 
 
 @user_errors_exit_2
@@ -261,14 +268,20 @@ def main(argv=None) -> int:
     recipe, args = parse_args(argv)
     trainer = Trainer(recipe, args.out)
     trainer.restore()
-    if trainer.step >= recipe.steps:
+    if trainer.step > args.until:
+        raise UserError(f"{trainer.out} is already trained to step {trainer.step}, past --until {args.until}; "
+                        f"raise --until or use a new --out")
+    done = trainer.out / "training.json"
+    if trainer.step == args.until and done.is_file() and read_json(done)["steps"] == trainer.step:
         print(f"{trainer.out}: already trained to step {trainer.step}")
         return 0
-    last = trainer.run(save_every=args.save_every, log_every=args.log_every)
+    trainer.run(until=args.until, save_every=args.save_every, log_every=args.log_every)
+    last = read_jsonl(trainer.log_path)[-1]
     summary = {
         "command": "python -m runners.train " + shlex.join(sys.argv[1:] if argv is None else argv),
         "recipe": asdict(recipe),
         "steps": trainer.step,
+        "schedule_steps": recipe.steps,
         "wall_s": round(trainer.elapsed, 1),
         "final": {k: v for k, v in last.items() if k.endswith(("loss", "_acc"))},
         "devices": [str(d) for d in jax.devices()],

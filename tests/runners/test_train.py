@@ -206,6 +206,23 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
     assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in read_jsonl(resumed / "train_log.jsonl")] == strip
 
 
+def test_until_stops_inside_the_schedule_and_a_larger_until_continues_it_exactly(tmp_path):
+    straight, budgeted = tmp_path / "straight", tmp_path / "budgeted"
+    args = [*RECIPE, "--steps", "6", "--save-every", "2", "--log-every", "1"]
+    assert train.main([*args, "--out", str(straight)]) == 0
+    assert train.main([*args, "--until", "3", "--out", str(budgeted)]) == 0
+    partial = json.loads((budgeted / "training.json").read_text())
+    assert partial["steps"] == 3 and partial["schedule_steps"] == 6
+    assert [r["step"] for r in read_jsonl(budgeted / "train_log.jsonl")] == [1, 2, 3]
+    assert train.main([*args, "--until", "6", "--out", str(budgeted)]) == 0
+    for a, b in zip(_params(straight), _params(budgeted)):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((budgeted / "training.json").read_text())["steps"] == 6
+    with pytest.raises(SystemExit) as e:  # already past the budget asked for
+        train.main([*args, "--until", "4", "--out", str(budgeted)])
+    assert e.value.code == 2
+
+
 def test_a_different_recipe_in_the_same_out_is_refused(tmp_path, capsys):
     out = tmp_path / "m"
     assert train.main([*RECIPE, "--out", str(out), "--steps", "3", "--log-every", "1"]) == 0
