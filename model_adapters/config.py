@@ -1,4 +1,4 @@
-"""ModelConfig: the architecture a checkpoint's config.json describes (DESIGN.md sections 3-4), validated.
+"""ModelConfig: the architecture a checkpoint's config.json describes (docs/ARCHITECTURE.md sections 4-5), validated.
 
 JAX-free: the checkpoint loader and runners read it before building anything. Every field is checked on
 load; an unknown, missing or ill-typed field is a UserError naming the field and the fix.
@@ -33,6 +33,18 @@ class TokenizerSpec:
 
 
 @dataclass(frozen=True)
+class RopeScaling:
+    """Llama-3's RoPE frequency scaling (rope_type "llama3"): long wavelengths divided by `factor`, short
+    ones kept, the band between interpolated (the config.json "rope_scaling" entry; null: none)."""
+
+    type: str
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_context: int
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
     d_model: int
@@ -45,10 +57,13 @@ class ModelConfig:
     window: int  # SWA sees t - window .. t (window + 1 keys); RLA sees 0 .. t - window - 1
     max_context: int  # the longest prompt + generation the model accepts
     rope_theta: float = 10000.0
+    global_rope_theta: float | None = None  # RoPE theta of "global" layers (None: rope_theta)
+    rope_scaling: RopeScaling | None = None
     rope_style: str = "interleaved"  # "interleaved" (axlearn) | "half" (Llama)
     feature_map: str = "softmax"  # "softmax" | "relu"
     learned_qk_scale: bool = False  # RLA branch reads q * q_scale, k * k_scale ([H, D] each)
     learned_initial_state: bool = False  # RLA state starts from a learned [Hq, 2D, D] instead of zeros
+    qkv_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
     tie_embeddings: bool = True
     param_dtype: str = "float32"
     compute_dtype: str = "float32"
@@ -63,6 +78,10 @@ class ModelConfig:
         """The kind of each of the num_layers blocks (layer_pattern cycled)."""
         return tuple(self.layer_pattern[i % len(self.layer_pattern)] for i in range(self.num_layers))
 
+    def rope_theta_of(self, kind: str) -> float:
+        """The RoPE theta of a layer of this kind (axlearn's global layers default to another theta)."""
+        return self.global_rope_theta if kind == "global" and self.global_rope_theta is not None else self.rope_theta
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["layer_pattern"] = list(self.layer_pattern)
@@ -74,7 +93,7 @@ class ModelConfig:
 
 
 _INT_FIELDS = ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim", "mlp_dim", "max_context")
-_BOOL_FIELDS = ("learned_qk_scale", "learned_initial_state", "tie_embeddings")
+_BOOL_FIELDS = ("learned_qk_scale", "learned_initial_state", "qkv_bias", "tie_embeddings")
 _CHOICES = {"rope_style": ("interleaved", "half"), "feature_map": ("softmax", "relu"),
             "param_dtype": DTYPES, "compute_dtype": DTYPES}
 
@@ -109,8 +128,8 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
     for name in _BOOL_FIELDS:
         if name in raw and not isinstance(raw[name], bool):
             raise bad(name, "true or false")
-    for name in ("rope_theta", "norm_eps"):
-        if name in raw:
+    for name in ("rope_theta", "global_rope_theta", "norm_eps"):
+        if raw.get(name) is not None:
             if not isinstance(raw[name], (int, float)) or isinstance(raw[name], bool) or raw[name] <= 0:
                 raise bad(name, "a positive number")
             values[name] = float(raw[name])
@@ -128,12 +147,27 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
     for name in ("bos_id", "eos_id"):
         if raw.get(name) is not None and raw[name] >= raw["vocab_size"]:
             raise bad(name, f"below vocab_size ({raw['vocab_size']})")
+    if raw.get("rope_scaling") is not None:
+        values["rope_scaling"] = _rope_scaling(raw["rope_scaling"], bad)
     tok = raw.get("tokenizer", {"type": "byte"})
     tok_fields = {f.name for f in dataclasses.fields(TokenizerSpec)}
     if not isinstance(tok, dict) or set(tok) - tok_fields or "type" not in tok:
         raise bad("tokenizer", f"an object with 'type' and optionally {sorted(tok_fields - {'type'})}")
     values["tokenizer"] = TokenizerSpec(**tok)
     return ModelConfig(**values)
+
+
+def _rope_scaling(raw: Any, bad) -> RopeScaling:
+    names = [f.name for f in dataclasses.fields(RopeScaling)]
+    want = f"null or an object with {names}, type 'llama3', positive factors and low_freq_factor < high_freq_factor"
+    if not isinstance(raw, dict) or set(raw) != set(names) or raw["type"] != "llama3":
+        raise bad("rope_scaling", want)
+    numbers = [raw[n] for n in names[1:]]
+    if any(not isinstance(x, (int, float)) or isinstance(x, bool) or x <= 0 for x in numbers) \
+            or not isinstance(raw["original_context"], int) or raw["low_freq_factor"] >= raw["high_freq_factor"]:
+        raise bad("rope_scaling", want)
+    return RopeScaling(type="llama3", factor=float(raw["factor"]), low_freq_factor=float(raw["low_freq_factor"]),
+                       high_freq_factor=float(raw["high_freq_factor"]), original_context=raw["original_context"])
 
 
 def load_config(ckpt_dir: str | Path) -> ModelConfig:

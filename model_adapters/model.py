@@ -1,4 +1,4 @@
-"""The RAttention LM in Flax NNX (DESIGN.md section 4): one full-sequence forward and one carried forward.
+"""The RAttention LM in Flax NNX (docs/ARCHITECTURE.md section 5): one full-sequence forward and one carried forward.
 
     tokens [B,T] -> embed -> N x Block -> RMSNorm -> LM head (tied or not) -> logits [B,T,V] float32
     Block: x + Attention(RMSNorm(x)), then x + SwiGLU(RMSNorm(x))
@@ -30,13 +30,30 @@ from model_adapters.global_attention import (
 GROUP_NORM_EPS = 1e-8
 
 
-def rope(x, positions, theta: float, style: str):
+def rope_inv_freq(head_dim: int, theta: float, scaling=None):
+    """[D/2] float32 rotation frequencies theta^(-2i/D), with Llama-3's scaling (a RopeScaling) if given:
+    wavelengths above original_context / low_freq_factor are divided by `factor`, those below
+    original_context / high_freq_factor kept, and the band between interpolated linearly in
+    original_context / wavelength."""
+    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+    if scaling is None:
+        return inv_freq
+    wavelen = 2 * jnp.pi / inv_freq
+    smooth = (scaling.original_context / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
+    blended = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
+    long_waves = wavelen > scaling.original_context / scaling.low_freq_factor
+    short_waves = wavelen < scaling.original_context / scaling.high_freq_factor
+    return jnp.where(long_waves, inv_freq / scaling.factor, jnp.where(short_waves, inv_freq, blended))
+
+
+def rope(x, positions, theta: float, style: str, scaling=None):
     """Rotary embedding. x [B,T,H,D], positions [B,T] int -> [B,T,H,D] (x's dtype, float32 math).
 
     "interleaved" rotates pairs (x[2i], x[2i+1]) (axlearn); "half" rotates (x[i], x[i + D/2]) (Llama).
+    `scaling`: Llama-3's frequency scaling (config.RopeScaling) or None.
     """
     head_dim = x.shape[-1]
-    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)  # [D/2]
+    inv_freq = rope_inv_freq(head_dim, theta, scaling)  # [D/2]
     angle = positions.astype(jnp.float32)[:, :, None, None] * inv_freq  # [B,T,1,D/2]
     sin, cos = jnp.sin(angle), jnp.cos(angle)
     x32 = x.astype(jnp.float32)
@@ -88,16 +105,17 @@ class SwiGLU(nnx.Module):
 
 
 class Attention(nnx.Module):
-    """One attention layer of kind "rattention" | "swa" | "global" (DESIGN.md section 4)."""
+    """One attention layer of kind "rattention" | "swa" | "global" (docs/ARCHITECTURE.md section 5)."""
 
     def __init__(self, config: ModelConfig, kind: str, *, rngs: nnx.Rngs):
         self.config = config
         self.kind = kind
         c = config
         dims = dict(use_bias=False, dtype=jnp.dtype(c.compute_dtype), param_dtype=jnp.dtype(c.param_dtype), rngs=rngs)
-        self.q_proj = nnx.Linear(c.d_model, c.num_heads * c.head_dim, **dims)
-        self.k_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **dims)
-        self.v_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **dims)
+        qkv_dims = {**dims, "use_bias": c.qkv_bias}
+        self.q_proj = nnx.Linear(c.d_model, c.num_heads * c.head_dim, **qkv_dims)
+        self.k_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **qkv_dims)
+        self.v_proj = nnx.Linear(c.d_model, c.num_kv_heads * c.head_dim, **qkv_dims)
         self.o_proj = nnx.Linear(c.num_heads * c.head_dim, c.d_model, **dims)
         if kind == "rattention":
             pdt = jnp.dtype(c.param_dtype)
@@ -117,7 +135,9 @@ class Attention(nnx.Module):
         q = self.q_proj(x).reshape(batch, t_len, c.num_heads, c.head_dim)
         k = self.k_proj(x).reshape(batch, t_len, c.num_kv_heads, c.head_dim)
         v = self.v_proj(x).reshape(batch, t_len, c.num_kv_heads, c.head_dim)
-        return q, k, v, rope(q, positions, c.rope_theta, c.rope_style), rope(k, positions, c.rope_theta, c.rope_style)
+        theta = c.rope_theta_of(self.kind)
+        rotate = lambda x: rope(x, positions, theta, c.rope_style, c.rope_scaling)
+        return q, k, v, rotate(q), rotate(k)
 
     def _rla_qk(self, q, k):
         """The RLA branch's inputs: raw q, k, times the learned per-head per-dim scales if configured."""
@@ -253,7 +273,7 @@ class RAttentionLM(nnx.Module):
     def forward_chunk(self, tokens, caches: tuple, *, kv_start=None, impl=None):
         """The next T positions: tokens [B,T] -> (logits [B,T,V] f32, caches, nan_per_layer [num_layers] bool).
 
-        nan_per_layer[i] says block i's output holds a NaN at a real (non-pad) position.
+        nan_per_layer[i] says block i's output holds a NaN or an Inf at a real (non-pad) position.
         """
         batch, t_len = tokens.shape
         first_pos = caches[0].pos
@@ -264,5 +284,5 @@ class RAttentionLM(nnx.Module):
         for block, cache in zip(self.blocks, caches):
             x, cache = block.forward_chunk(x, positions, cache, kv_start=kv_start, impl=impl)
             new_caches.append(cache)
-            nan_flags.append(jnp.any(jnp.isnan(x) & real[:, :, None]))
+            nan_flags.append(jnp.any(~jnp.isfinite(x) & real[:, :, None]))
         return self._logits(x), tuple(new_caches), jnp.stack(nan_flags)

@@ -8,6 +8,10 @@
 - Effective length: the longest tested length up to which the average stays above the threshold
   (every tested length <= it exceeds it; RULER: 85.6, the Llama-2-7B score at 4K); None when the
   shortest length already fails. A pass after a failure (noise at few samples) does not extend it.
+  RULER calibrated that threshold on the average over its 13 tasks (RULER_TASK_COUNT); an average over
+  fewer tasks is not comparable with it, and the report flags it.
+- "Avg." (RULER's last column): the mean over lengths of the per-length averages (of one task, or of
+  all tasks), rounded to 2 decimals; its CI averages the bootstrap replicates the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from reports.scoring import Cell, percentile_ci
 
 RULER_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 RULER_THRESHOLD = 85.6
+RULER_TASK_COUNT = 13
 
 
 @dataclass(frozen=True)
@@ -34,23 +39,87 @@ class LengthAverage:
     n_tasks: int
 
 
-def length_averages(
-    cells: dict[tuple[str, int], Cell], tasks: Iterable[str] | None = None, lengths: Iterable[int] | None = None
-) -> dict[int, LengthAverage]:
-    """Average per length over the cells whose task is in `tasks` (default all) and length in `lengths`."""
+def _by_length(
+    cells: dict[tuple[str, int], Cell], tasks: Iterable[str] | None, lengths: Iterable[int] | None
+) -> dict[int, list[Cell]]:
+    """length -> the cells (sorted by task) whose task is in `tasks` and length in `lengths` (None: all)."""
     task_set = None if tasks is None else set(tasks)
     length_set = None if lengths is None else set(lengths)
     by_length: dict[int, list[Cell]] = {}
     for (task, length), cell in sorted(cells.items()):
         if (task_set is None or task in task_set) and (length_set is None or length in length_set):
             by_length.setdefault(length, []).append(cell)
+    return dict(sorted(by_length.items()))
+
+
+def length_averages(
+    cells: dict[tuple[str, int], Cell], tasks: Iterable[str] | None = None, lengths: Iterable[int] | None = None
+) -> dict[int, LengthAverage]:
+    """Average per length over the cells whose task is in `tasks` (default all) and length in `lengths`."""
     averages = {}
-    for length, group in sorted(by_length.items()):
+    for length, group in _by_length(cells, tasks, lengths).items():
         boot_B = np.mean([c.boot for c in group], axis=0)
         low, high = percentile_ci(boot_B)
         score = round(float(np.mean([c.score for c in group])), 2)
         averages[length] = LengthAverage(length, score, low, high, len(group))
     return averages
+
+
+@dataclass(frozen=True)
+class LengthsMean:
+    """RULER's "Avg.": a mean over `n_lengths` lengths (percent) with its bootstrap CI; n: the samples
+    behind it (summed over the cells)."""
+
+    score: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_lengths: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return self.ci_low, self.ci_high
+
+
+def lengths_mean(
+    cells: dict[tuple[str, int], Cell], tasks: Iterable[str] | None = None, lengths: Iterable[int] | None = None
+) -> LengthsMean | None:
+    """The mean over lengths of the per-length averages over `tasks` (default all; one task gives that
+    task's "Avg."), or None when no cell is selected."""
+    by_length = _by_length(cells, tasks, lengths)
+    if not by_length:
+        return None
+    per_length = [round(float(np.mean([c.score for c in group])), 2) for group in by_length.values()]
+    low, high = percentile_ci(_mean_replicates(by_length))
+    n = sum(c.n for group in by_length.values() for c in group)
+    return LengthsMean(round(float(np.mean(per_length)), 2), low, high, n, len(by_length))
+
+
+def _mean_replicates(by_length: dict[int, list[Cell]]) -> np.ndarray:
+    """(N_BOOT,) replicates of the mean over lengths of the per-length averages, in [0, 1]."""
+    return np.mean([np.mean([c.boot for c in group], axis=0) for group in by_length.values()], axis=0)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One run's "Avg." minus a baseline's over the same tasks and lengths (points), with the percentile
+    bootstrap CI of the difference. Cells are resampled with generators seeded per (task, length), so
+    two runs with the same samples per cell are resampled in pairs (a paired bootstrap)."""
+
+    score: float
+    ci_low: float
+    ci_high: float
+
+
+def delta(
+    base: dict[tuple[str, int], Cell], other: dict[tuple[str, int], Cell], tasks: Iterable[str], lengths: Iterable[int]
+) -> Delta:
+    """`other` minus `base` over `tasks` x `lengths` (every one of those cells must be in both)."""
+    tasks, lengths = list(tasks), list(lengths)
+    a, b = lengths_mean(base, tasks, lengths), lengths_mean(other, tasks, lengths)
+    diff_B = _mean_replicates(_by_length(other, tasks, lengths)) - _mean_replicates(_by_length(base, tasks, lengths))
+    low, high = percentile_ci(diff_B)
+    return Delta(round(b.score - a.score, 2), low, high)
 
 
 def weighted_averages(scores: dict[int, float]) -> tuple[float, float] | None:

@@ -1,19 +1,21 @@
 """python -m reports.build RUN [RUN ...] --out DIR: length-generalization report from run directories.
 
-Writes into DIR: summary.csv, summary.md, report.html (self-contained) and the PNGs summary.md links
-(average_vs_length.png, heatmap_<run>.png, depth_<run>.png, cost_vs_length.png). Every file is written
-atomically. Each task's metric comes from the task registry, so a user's task (registered through
-RULER_TASKS or --task-file) is scored with no change here. Reads files only; never imports JAX.
+Writes into DIR: summary.csv, summary.md, report.html (self-contained) and the figures summary.md
+links, each as PNG, PDF and SVG (average_vs_length, tasks_vs_length, heatmap_<run>, depth_<run>,
+cost_vs_length). Every file is written atomically. Each task's metric comes from the task registry, so
+a user's task (registered through RULER_TASKS or --task-file) is scored with no change here.
+`--label NAME=RUN` names a run in legends and tables. Reads files only; never imports JAX.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from reports.aggregate import RULER_THRESHOLD, compare, summarize
 from reports.depths import depth_grid
+from reports.provenance import read_provenance
 from reports.document import Image, build_document
 from reports.render import to_html, to_markdown
 from reports.runs import Run, load_run, unique_labels
@@ -52,8 +54,12 @@ def build_report(
     threshold: float = RULER_THRESHOLD,
     train_length: int | None = None,
     seed: int = 0,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Reads the runs, scores them and writes the report into `out`; returns the files written."""
+    """Reads the runs, scores them and writes the report into `out`; returns the files written.
+
+    labels: run directory (as given, or any path to it) -> the name legends and tables use for it;
+    other runs are named by their directory."""
     paths = [Path(p) for p in run_paths]
     if not paths:
         raise UserError("give at least one run directory")
@@ -61,18 +67,20 @@ def build_report(
     for i, p in enumerate(resolved):
         if p in resolved[:i]:
             raise UserError(f"{paths[i]}: run given twice; list each run directory once")
-    runs = [load_run(p, label=label, train_length=train_length) for p, label in zip(paths, unique_labels(paths))]
+    names = _run_names(paths, labels or {})
+    runs = [load_run(p, label=label, train_length=train_length) for p, label in zip(paths, names)]
 
-    summaries = []
+    summaries, provenances = [], []
     grids = {}
     for run in runs:
+        provenances.append(read_provenance(run))
         metrics = _task_metrics(run, metric_of)
         cells = score_run(run, metrics.__getitem__, seed=seed)
         summaries.append(summarize(run.label, run.model, run.train_length, cells, threshold))
         grids[run.label] = depth_grid(run, metrics.__getitem__)
     comparison = compare(summaries, threshold) if len(summaries) > 1 else None
     costs = {run.label: run.costs for run in runs if run.costs}
-    blocks = build_document(summaries, grids, costs, comparison, threshold)
+    blocks = build_document(summaries, provenances, grids, costs, comparison, threshold)
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -81,8 +89,9 @@ def build_report(
     written = []
     for block in blocks:
         if isinstance(block, Image):
-            atomic_write_bytes(out / block.filename, block.png)
-            written.append(out / block.filename)
+            for fmt, data in block.files.items():
+                atomic_write_bytes(out / f"{block.stem}.{fmt}", data)
+                written.append(out / f"{block.stem}.{fmt}")
     texts = {
         "summary.csv": summary_csv(summaries),
         "summary.md": to_markdown(blocks),
@@ -92,6 +101,26 @@ def build_report(
         atomic_write_text(out / name, text)
         written.append(out / name)
     return written
+
+
+def _run_names(paths: list[Path], labels: Mapping[str, str]) -> list[str]:
+    """Each run's name: its --label, else its directory name (its path where two share a name)."""
+    by_dir = {Path(run).resolve(): name for run, name in labels.items()}
+    for run, name in labels.items():
+        if Path(run).resolve() not in {p.resolve() for p in paths}:
+            raise UserError(f"--label {name}={run}: {run} is not one of the runs given; label a run directory you pass")
+    names = [by_dir.get(p.resolve(), default) for p, default in zip(paths, unique_labels(paths))]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise UserError(f"--label: two runs are named {name!r}; give each run its own name")
+    return names
+
+
+def _label(value: str) -> tuple[str, str]:
+    name, sep, run = value.partition("=")
+    if not sep or not name.strip() or not run:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=RUN (e.g. 'RAttention 512=runs/rattn')")
+    return run, name.strip()
 
 
 def _threshold(value: str) -> float:
@@ -118,7 +147,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-length", type=_positive_int, help="training length to mark (overrides run.json)")
     parser.add_argument("--task-file", action="append", default=[], help="extra task file(s) for the registry")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--label", type=_label, action="append", default=[], metavar="NAME=RUN",
+                        help="name RUN as NAME in legends and tables (repeatable)")
     return parser.parse_intermixed_args(argv)
+
+
+def _labels(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for run, name in pairs:
+        if run in labels and labels[run] != name:
+            raise UserError(f"--label: {run} is labelled twice ({labels[run]!r} and {name!r}); keep one")
+        labels[run] = name
+    return labels
 
 
 @user_errors_exit_2
@@ -131,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threshold=args.threshold,
         train_length=args.train_length,
         seed=args.seed,
+        labels=_labels(args.label),
     )
     print(f"wrote {len(written)} files to {args.out} (open {Path(args.out) / 'report.html'})")
     return 0

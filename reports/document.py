@@ -1,7 +1,8 @@
 """What the report says, in order, as a list of blocks that render.py turns into Markdown or HTML.
 
-Order: the average-vs-length figure; per run its facts, task x length table, task heatmap and needle
-depth heatmap; the comparison of runs over what they share; the cost figure when run.json has costs.
+Order: how to read it (definitions, the haystack); the average-vs-length figure and the per-task
+curves; per run its facts, task x length table, task heatmap and needle depth heatmap; the comparison
+of runs over what they share; the cost figure when run.json has costs; the provenance of every run.
 """
 
 from __future__ import annotations
@@ -9,10 +10,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reports.aggregate import Comparison, RunSummary
+from matplotlib.figure import Figure
+
+from reports.aggregate import RULER_TASK_COUNT, Comparison, RunSummary
 from reports.depths import DepthGrid
-from reports.plots import average_curve_png, cost_png, depth_heatmap_png, task_heatmap_png
-from reports.tables import Table, comparison_cells_table, comparison_table, length_label, run_facts, run_table
+from reports.plots import average_curve, cost_figure, depth_heatmap, figure_files, task_curves, task_heatmap
+from reports.provenance import RULER_HAYSTACK_FILE, Provenance
+from reports.tables import (
+    FEW_TASKS_MARK,
+    Table,
+    comparison_cells_table,
+    comparison_table,
+    few_tasks_note,
+    length_label,
+    provenance_table,
+    run_facts,
+    run_table,
+)
 
 
 @dataclass(frozen=True)
@@ -38,11 +52,24 @@ class TableBlock:
 
 @dataclass(frozen=True)
 class Image:
-    """A figure: written to OUT/<filename>, linked from Markdown, embedded (base64) in HTML."""
+    """A figure: written to OUT/<stem>.png, .pdf and .svg (`files`: format -> bytes); Markdown links
+    them, HTML embeds the PNG (base64)."""
 
     caption: str
-    filename: str
-    png: bytes
+    stem: str
+    files: dict[str, bytes]
+
+    @classmethod
+    def of(cls, caption: str, stem: str, fig: Figure) -> "Image":
+        return cls(caption, stem, figure_files(fig))
+
+    @property
+    def filename(self) -> str:
+        return f"{self.stem}.png"
+
+    @property
+    def png(self) -> bytes:
+        return self.files["png"]
 
 
 Block = Heading | Paragraph | Bullets | TableBlock | Image
@@ -53,25 +80,47 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "run"
 
 
-def _run_blocks(run: RunSummary, grid: DepthGrid | None, threshold: float, name: str) -> list[Block]:
+def _reading(threshold: float, provenances: list[Provenance]) -> list[Block]:
+    """How to read the report: the definitions, and which haystack the scores rest on."""
     blocks: list[Block] = [
-        Heading(2, f"Run: {run.label}"),
-        Bullets(tuple(run_facts(run, threshold))),
-        TableBlock(run_table(run)),
-        Image(f"{run.label}: score per task and length", f"heatmap_{name}.png", task_heatmap_png(run)),
+        Paragraph(
+            "Scores are RULER's (0-100) with 95% percentile-bootstrap CIs over samples. The average at a length "
+            "is the unweighted mean of the task scores there; Avg. is the mean over lengths; the effective "
+            f"length is the longest length up to which the average stays above {threshold:g} (every tested "
+            f"length up to it exceeds it). RULER calibrated {threshold:g} on the average over its "
+            f"{RULER_TASK_COUNT} tasks: an average over fewer is marked {FEW_TASKS_MARK}."
+        )
     ]
-    if grid is not None:
+    if not all(p.is_rulers_haystack for p in provenances):
         blocks.append(
-            Image(
-                f"{run.label}: needle retrieval by depth and length (NIAH tasks pooled)",
-                f"depth_{name}.png",
-                depth_heatmap_png(run.label, grid, run.train_length),
+            Paragraph(
+                "Haystack: the essay-haystack tasks of a run that did not use RULER's Paul Graham essays "
+                f"(see each run's facts) are not comparable with published RULER numbers; evaluate with "
+                f"--haystack {RULER_HAYSTACK_FILE} for that."
             )
         )
     return blocks
 
 
-def _comparison_blocks(comparison: Comparison, runs: list[RunSummary]) -> list[Block]:
+def _run_blocks(run: RunSummary, provenance: Provenance, grid: DepthGrid | None, threshold: float, name: str) -> list[Block]:
+    blocks: list[Block] = [
+        Heading(2, f"Run: {run.label}"),
+        Bullets(tuple(run_facts(run, provenance, threshold))),
+        TableBlock(run_table(run)),
+        Image.of(f"{run.label}: score per task and length", f"heatmap_{name}", task_heatmap(run)),
+    ]
+    if grid is not None:
+        blocks.append(
+            Image.of(
+                f"{run.label}: needle retrieval by depth and length (NIAH tasks pooled)",
+                f"depth_{name}",
+                depth_heatmap(run.label, grid, run.train_length),
+            )
+        )
+    return blocks
+
+
+def _comparison_blocks(comparison: Comparison, runs: list[RunSummary], threshold: float) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Comparison")]
     if not comparison.tasks or not comparison.lengths:
         return blocks + [Paragraph("The runs share no task at a common length; there is nothing to compare.")]
@@ -80,41 +129,43 @@ def _comparison_blocks(comparison: Comparison, runs: list[RunSummary]) -> list[B
         Paragraph(
             f"Over the {len(comparison.tasks)} tasks every run has at every common length ({lengths}): "
             + ", ".join(comparison.tasks)
-            + "."
+            + f". Differences are from {runs[0].label}, with the bootstrap CI of the difference."
         ),
-        TableBlock(comparison_table(comparison)),
-        Heading(3, "Per task and length"),
-        TableBlock(comparison_cells_table(comparison, runs)),
+        TableBlock(comparison_table(comparison, runs)),
     ]
+    if len(comparison.tasks) < RULER_TASK_COUNT:
+        blocks.append(Paragraph(few_tasks_note(len(comparison.tasks), threshold) + "."))
+    blocks += [Heading(3, "Per task and length"), TableBlock(comparison_cells_table(comparison, runs))]
     return blocks
 
 
 def build_document(
     runs: list[RunSummary],
+    provenances: list[Provenance],
     grids: dict[str, DepthGrid | None],
     costs: dict[str, dict[int, dict[str, float]]],
     comparison: Comparison | None,
     threshold: float,
 ) -> list[Block]:
-    """The whole report; `grids` and `costs` are keyed by run label (costs only for runs that have them)."""
+    """The whole report; `provenances` in the order of `runs`; `grids` and `costs` keyed by run label
+    (costs only for runs that have them)."""
     names = {r.label: slug(r.label) for r in runs}
     if len(set(names.values())) < len(names):
         names = {r.label: f"{i}_{slug(r.label)}" for i, r in enumerate(runs)}
     blocks: list[Block] = [
         Heading(1, "RULER length generalization"),
-        Paragraph(
-            f"Scores are RULER's (0-100); the average is the unweighted mean of tasks; the effective length is "
-            f"the largest length whose average exceeds {threshold:g}. CIs are 95% bootstrap intervals over samples."
-        ),
-        Image("Average score vs context length", "average_vs_length.png", average_curve_png(runs, threshold)),
+        *_reading(threshold, provenances),
+        Image.of("Average score vs context length", "average_vs_length", average_curve(runs, threshold)),
+        Image.of("Score per task vs context length", "tasks_vs_length", task_curves(runs)),
     ]
-    for run in runs:
-        blocks += _run_blocks(run, grids.get(run.label), threshold, names[run.label])
+    for run, provenance in zip(runs, provenances):
+        blocks += _run_blocks(run, provenance, grids.get(run.label), threshold, names[run.label])
     if comparison is not None:
-        blocks += _comparison_blocks(comparison, runs)
+        blocks += _comparison_blocks(comparison, runs, threshold)
     if costs:
         blocks += [
             Heading(2, "Cost"),
-            Image("Cost vs context length (from run.json)", "cost_vs_length.png", cost_png(runs, costs)),
+            Image.of("Cost vs context length (from run.json)", "cost_vs_length", cost_figure(runs, costs)),
         ]
+    blocks += [Heading(2, "Provenance"), TableBlock(provenance_table(runs, provenances))]
     return blocks

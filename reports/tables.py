@@ -1,24 +1,31 @@
-"""The report's tables as plain data (rendered by markdown.py and html.py) and summary.csv.
+"""The report's tables as plain data (rendered by render.py) and summary.csv.
 
 Lengths print as RULER's paper does (4096 -> "4K"); the run's training length is marked "(train)".
+Tables have RULER's shape: tasks x lengths, then "Avg." (the mean over lengths); the average row and
+its CI row follow the tasks. An average over fewer than RULER's 13 tasks carries FEW_TASKS_MARK.
+Scores with a CI print as "75.00 [70.10, 80.20]"; differences from the first run as "+1.25 [...]".
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
-from reports.aggregate import Comparison, RunSummary
+from evaluation.run_dir import summary_csv as summary_rows_csv
+from reports.aggregate import RULER_TASK_COUNT, Comparison, RunSummary, delta, lengths_mean
+from reports.provenance import Provenance
 
-CSV_COLUMNS = ("run", "task", "length", "n", "score", "ci_low", "ci_high")
 MISSING = "-"
+AVG = "Avg."
+FEW_TASKS_MARK = "†"
 
 
 @dataclass(frozen=True)
 class Table:
+    """Rows of cell strings; numbers align right, a `text` table (words) aligns left."""
+
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    text: bool = False
 
 
 def length_label(length: int) -> str:
@@ -38,68 +45,167 @@ def _score(value: float | None) -> str:
     return MISSING if value is None else f"{value:.2f}"
 
 
+def _with_ci(score: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "+.2f" if signed else ".2f"
+    return f"{score:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def _flag(n_tasks: int) -> str:
+    return FEW_TASKS_MARK if n_tasks < RULER_TASK_COUNT else ""
+
+
+def few_tasks_note(n_tasks: int, threshold: float) -> str:
+    """The footnote for FEW_TASKS_MARK: why an average over fewer than 13 tasks is not RULER's."""
+    return (
+        f"{FEW_TASKS_MARK} average over {n_tasks} of RULER's {RULER_TASK_COUNT} tasks: the threshold "
+        f"({threshold:g}) was calibrated on the average over all {RULER_TASK_COUNT}, so this average and the "
+        f"effective length taken from it are not comparable with RULER's published numbers"
+    )
+
+
+def effective_length_text(effective: int | None, lengths: list[int], threshold: float) -> str:
+    """What `aggregate.effective_length` computes, in words, and its value."""
+    value = f"below {length_label(lengths[0])}" if effective is None else length_label(effective)
+    return f"effective length (longest length up to which the average stays above {threshold:g}): {value}"
+
+
+def _n_text(counts: list[int]) -> str:
+    """Samples per cell along a row: one number when every cell has it, else each in order ('10/10/8')."""
+    return str(counts[0]) if len(set(counts)) == 1 else "/".join(map(str, counts))
+
+
 def run_table(run: RunSummary) -> Table:
-    """Task rows x length columns of scores, then the average row and its 95% CI row."""
+    """Task rows x (n, lengths, Avg.) of scores, then the average row and its 95% CI row.
+
+    A task's Avg. needs the task at every length of the run ("-" otherwise)."""
     lengths = run.lengths
-    header = ("task", *(_length_header(n, run.train_length) for n in lengths))
-    rows = [
-        (task, *(_score(run.cells[task, n].score if (task, n) in run.cells else None) for n in lengths))
-        for task in run.tasks
-    ]
-    rows.append(("average", *(_score(run.averages[n].score) for n in lengths)))
-    rows.append(("average 95% CI", *(f"{run.averages[n].ci_low:.2f}-{run.averages[n].ci_high:.2f}" for n in lengths)))
+    header = ("task", "n", *(_length_header(n, run.train_length) for n in lengths), AVG)
+    rows = []
+    for task in run.tasks:
+        here = [n for n in lengths if (task, n) in run.cells]
+        mean = lengths_mean(run.cells, [task]) if len(here) == len(lengths) else None
+        rows.append((
+            task,
+            _n_text([run.cells[task, n].n for n in here]),
+            *(_score(run.cells[task, n].score if (task, n) in run.cells else None) for n in lengths),
+            _score(mean.score if mean else None),
+        ))
+    averages = [run.averages[n] for n in lengths]
+    overall = lengths_mean(run.cells)
+    n_tasks = sorted({a.n_tasks for a in averages})
+    tasks_text = f"{n_tasks[0]}" if len(n_tasks) == 1 else f"{n_tasks[0]}-{n_tasks[-1]}"
+    rows.append((
+        "average",
+        f"{tasks_text} tasks",
+        *(f"{a.score:.2f}{_flag(a.n_tasks)}" for a in averages),
+        f"{overall.score:.2f}{_flag(n_tasks[0])}",
+    ))
+    rows.append(("average 95% CI", "", *(f"{a.ci_low:.2f}-{a.ci_high:.2f}" for a in averages),
+                 f"{overall.ci_low:.2f}-{overall.ci_high:.2f}"))
     return Table(header, tuple(rows))
 
 
-def run_facts(run: RunSummary, threshold: float) -> list[str]:
-    """One-line facts under a run's heading: model, training length, effective length, wAvg."""
+def run_facts(run: RunSummary, provenance: Provenance, threshold: float) -> list[str]:
+    """One-line facts under a run's heading: model, training length, haystack, effective length, wAvg,
+    Avg., and the notes a reader needs (missing cells, fewer than RULER's 13 tasks)."""
     train = MISSING if run.train_length is None else length_label(run.train_length)
-    below = f"below {length_label(run.lengths[0])}"
-    effective = below if run.effective_length is None else length_label(run.effective_length)
+    fewest = min(a.n_tasks for a in run.averages.values())
     facts = [
         f"model: {run.model or MISSING}",
         f"training length: {train}",
-        f"effective length (average > {threshold:g}): {effective}",
+        f"haystack: {provenance.haystack_text}",
+        effective_length_text(run.effective_length, run.lengths, threshold) + _flag(fewest),
     ]
     if run.wavg is None:
         facts.append("wAvg inc/dec: n/a (needs all of 4K..128K)")
     else:
-        facts.append(f"wAvg inc/dec: {run.wavg[0]:.2f} / {run.wavg[1]:.2f}")
+        facts.append(f"wAvg inc/dec: {run.wavg[0]:.2f} / {run.wavg[1]:.2f}{_flag(fewest)}")
+    overall = lengths_mean(run.cells)
+    facts.append(f"{AVG} (mean over lengths of the average): {_with_ci(overall.score, *overall.ci)}{_flag(fewest)}")
     if len({a.n_tasks for a in run.averages.values()}) > 1:
         facts.append("note: not every task ran at every length; each average covers the tasks present there")
+    if fewest < RULER_TASK_COUNT:
+        facts.append(few_tasks_note(fewest, threshold))
     return facts
 
 
-def comparison_table(comparison: Comparison) -> Table:
-    """Length rows x run columns of the average over the common tasks, then the effective length."""
-    labels = list(comparison.averages)
-    rows = [
-        (length_label(n), *(_score(comparison.averages[label][n].score) for label in labels))
-        for n in comparison.lengths
-    ]
-    below = f"below {length_label(comparison.lengths[0])}"
-    effective = [comparison.effective_lengths[label] for label in labels]
-    rows.append(("effective length", *(below if n is None else length_label(n) for n in effective)))
-    return Table(("length", *labels), tuple(rows))
+def comparison_table(comparison: Comparison, runs: list[RunSummary]) -> Table:
+    """Length rows (then Avg. and the effective length) x, per run, the average over the common tasks
+    with its CI, then per run after the first its difference from the first with the CI of the
+    difference. `runs` in the order of `comparison.averages`."""
+    tasks, lengths = comparison.tasks, list(comparison.lengths)
+    base, others = runs[0], runs[1:]
+    mark = _flag(len(tasks))
+    header = ("length", *(r.label + mark for r in runs), *(f"{r.label} − {base.label}" for r in others))
+    rows = []
+    for n in [*lengths, None]:
+        selected = lengths if n is None else [n]
+        means = [lengths_mean(r.cells, tasks, selected) for r in runs]
+        deltas = [delta(base.cells, r.cells, tasks, selected) for r in others]
+        rows.append((
+            AVG if n is None else length_label(n),
+            *(_with_ci(m.score, *m.ci) for m in means),
+            *(_with_ci(d.score, d.ci_low, d.ci_high, signed=True) for d in deltas),
+        ))
+    effective = [comparison.effective_lengths[r.label] for r in runs]
+    below = f"below {length_label(lengths[0])}"
+    rows.append(("effective length", *(below if e is None else length_label(e) for e in effective),
+                 *([""] * len(others))))
+    return Table(header, tuple(rows))
 
 
 def comparison_cells_table(comparison: Comparison, runs: list[RunSummary]) -> Table:
-    """(task, length) rows x run columns: every common cell side by side."""
-    rows = tuple(
-        (task, length_label(n), *(_score(r.cells[task, n].score) for r in runs))
-        for task in comparison.tasks
-        for n in comparison.lengths
-    )
-    return Table(("task", "length", *(r.label for r in runs)), rows)
+    """(task, length) rows x n, each run's score with its CI, and each later run's difference from the
+    first run with the CI of the difference."""
+    base, others = runs[0], runs[1:]
+    header = ("task", "length", "n", *(r.label for r in runs), *(f"{r.label} − {base.label}" for r in others))
+    rows = []
+    for task in comparison.tasks:
+        for n in comparison.lengths:
+            cells = [r.cells[task, n] for r in runs]
+            deltas = [delta(base.cells, r.cells, [task], [n]) for r in others]
+            rows.append((
+                task,
+                length_label(n),
+                _n_text([c.n for c in cells]),
+                *(_with_ci(c.score, *c.ci) for c in cells),
+                *(_with_ci(d.score, d.ci_low, d.ci_high, signed=True) for d in deltas),
+            ))
+    return Table(header, tuple(rows))
+
+
+def provenance_table(runs: list[RunSummary], provenances: list[Provenance]) -> Table:
+    """Field rows x run columns: what each run records about how it was made ("-" where it does not)."""
+
+    def row(name: str, values) -> tuple[str, ...]:
+        return (name, *(MISSING if v is None else str(v) for v in values))
+
+    rows = [
+        row("checkpoint", [p.checkpoint for p in provenances]),
+        row("checkpoint fingerprint", [p.fingerprint for p in provenances]),
+        row("seed", [p.seed for p in provenances]),
+        row("samples per cell", [p.samples for p in provenances]),
+        row("haystack", [p.haystack_text for p in provenances]),
+        row("tokenizer", [p.tokenizer for p in provenances]),
+        row("chat template", [p.chat_template for p in provenances]),
+        row("RULER revision", [p.ruler_revision for p in provenances]),
+        row("git revision", [p.git_revision for p in provenances]),
+    ]
+    tasks = sorted({t for r in runs for t in r.tasks})
+    rows += [row(f"version of {t}", [p.task_versions.get(t) for p in provenances]) for t in tasks]
+    return Table(("", *(r.label for r in runs)), tuple(rows), text=True)
 
 
 def summary_csv(runs: list[RunSummary]) -> str:
-    """One row per (run, task, length): CSV_COLUMNS, scores and CI bounds in percent."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    """evaluation.run_dir.SUMMARY_COLUMNS (the schema of a run's own summary.csv) in RULER's table
+    shape, per run: each task at each length then its Avg. (when it ran at every length), then task
+    "Avg." (the average over the tasks) at each length and its Avg. An Avg. row's n: the samples behind it."""
+    rows = []
     for run in runs:
-        for (task, length), cell in sorted(run.cells.items()):
-            low, high = cell.ci
-            writer.writerow((run.label, task, length, cell.n, f"{cell.score:.2f}", f"{low:.2f}", f"{high:.2f}"))
-    return buf.getvalue()
+        for task in run.tasks:
+            rows += [(run.label, task, n, run.cells[task, n]) for n in run.lengths if (task, n) in run.cells]
+            if all((task, n) in run.cells for n in run.lengths):
+                rows.append((run.label, task, AVG, lengths_mean(run.cells, [task])))
+        rows += [(run.label, AVG, n, lengths_mean(run.cells, lengths=[n])) for n in run.lengths]
+        rows.append((run.label, AVG, AVG, lengths_mean(run.cells)))
+    return summary_rows_csv(rows)

@@ -2,7 +2,9 @@
 
 A block of Bq queries at key indices a+offset .. a+offset+Bq-1 can only see keys in the contiguous span
 [a+offset-W, a+offset+Bq-1] (Bq + W keys), sliced dynamically: cost O(T * (W + Bq)), never O(T^2).
-Logits and softmax in float32; the products take the inputs' dtype with float32 accumulation.
+Logits and softmax in float32; the products take the inputs' dtype with float32 accumulation. The
+window mask is built here from key indices, not imported from reference.py, so that the tests comparing
+the two paths can see a mask bug in either.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from kernels.sliding_window.reference import masked_softmax_rows, window_mask
+from kernels.sliding_window.reference import masked_softmax_rows
 
 DEFAULT_BLOCK = 128
 
@@ -33,9 +35,11 @@ def swa_blocked(q, k, v, first_valid, *, offset: int, window: int, block: int = 
         qb = jax.lax.dynamic_slice_in_dim(q_p, a, bq, axis=1)  # [B,Bq,Hkv,G,D]
         kb = jax.lax.dynamic_slice_in_dim(k_p, a + offset, span, axis=1)  # [B,S,Hkv,D]
         vb = jax.lax.dynamic_slice_in_dim(v_p, a + offset, span, axis=1)
-        k_index = a + offset - window + jnp.arange(span)
-        mask = window_mask(a + offset + jnp.arange(bq), k_index, first_valid, window)
-        mask = mask & ((k_index >= 0) & (k_index < l_len))[None, None, :]  # [B,Bq,S]
+        k_index = a + offset - window + jnp.arange(span)  # [S]: key index of span slot s
+        # Query r sits at key index a + offset + r, i.e. span slot r + window: it sees slots r .. r + W.
+        lag = (jnp.arange(bq)[:, None] + window) - jnp.arange(span)[None, :]  # [Bq,S]
+        in_window = (lag >= 0) & (lag <= window) & (k_index >= 0) & (k_index < l_len)
+        mask = in_window[None] & (k_index[None, None, :] >= first_valid[:, None, None])  # [B,Bq,S]
         logits = jnp.einsum("bihgd,bjhd->bhgij", qb, kb, preferred_element_type=jnp.float32) * scale
         p = masked_softmax_rows(logits, mask[:, None, None])
         return jnp.einsum("bhgij,bjhd->bihgd", p.astype(v.dtype), vb, preferred_element_type=jnp.float32)

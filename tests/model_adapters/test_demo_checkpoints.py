@@ -40,7 +40,21 @@ def test_demo_is_its_preset_trained_by_the_makefile_recipe(name):
     info = training(name)
     recipe, _ = parse_args(["--preset", DEMOS[name], "--out", str(ckpt), *shlex.split(makefile_recipe())])
     assert info["recipe"] == asdict(recipe)  # `make train-demo` reproduces this checkpoint's recipe
-    assert info["steps"] == recipe.steps and info["wall_s"] > 0
+    assert info["steps"] == recipe.steps
+
+
+@pytest.mark.parametrize("name", DEMOS)
+def test_training_summary_agrees_with_its_log(name):
+    """training.json's final losses are the last logged ones, at the last step, and its wall time covers
+    the log's (the log's clock stops at the last logged step, the summary's after the last save)."""
+    info = training(name)
+    log = [json.loads(line) for line in (ROOT / "checkpoints" / name / "train_log.jsonl").read_text().splitlines()]
+    last = log[-1]
+    assert last["step"] == info["steps"]
+    assert info["final"] and set(info["final"]) <= set(last)
+    for key, value in info["final"].items():
+        assert value == pytest.approx(last[key], abs=5e-5), key
+    assert 0 < last["elapsed_s"] <= info["wall_s"]
 
 
 def test_demos_differ_only_in_their_local_layers():

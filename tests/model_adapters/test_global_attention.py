@@ -60,16 +60,33 @@ def test_blocked_chunk_equals_reference(case, dtype):
     (out, out_cache), (ref, ref_cache) = _blocked_and_reference(q, k, v, cache, kv_start)
     assert out.dtype == v.dtype and out.shape == q.shape
     assert_close(f"{case} {dtype}", ref.astype(jnp.float32), out.astype(jnp.float32), rtol=TOLERANCE[dtype])
-    for a, b in zip(ref_cache, out_cache):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert int(out_cache.pos) == int(cache.pos) + q.shape[1]
+    # The cache written by hand: the chunk's k/v at positions pos .. pos + T - 1, every other entry kept.
+    pos, t_len = int(cache.pos), q.shape[1]
+    for name, new_kv in (("k", k), ("v", v)):
+        expected = np.array(getattr(cache, name))
+        expected[:, pos:pos + t_len] = np.asarray(new_kv)
+        np.testing.assert_array_equal(np.asarray(getattr(out_cache, name)), expected, err_msg=f"blocked cache.{name}")
+        np.testing.assert_array_equal(np.asarray(getattr(ref_cache, name)), expected, err_msg=f"reference cache.{name}")
+    assert int(out_cache.pos) == int(ref_cache.pos) == pos + t_len
+
+
+def _attention_by_loop(q, keys, values):
+    """One query q [D] over keys, values [S, D] (float64): softmax(keys q / sqrt(D)) values."""
+    logits = keys @ q / np.sqrt(q.shape[-1])
+    weights = np.exp(logits - logits.max())
+    return weights @ values / weights.sum()
 
 
 def test_left_pad_queries_output_zero():
     q, k, v, cache, _ = _inputs("B2-T8-H4-Hkv2-D16-L45-pos13-ragged", jnp.float32, seed=1)
     kv_start = jnp.asarray([0, 18], jnp.int32)  # row 1: queries at 13..17 are pads, 18..20 are real
     out, _ = _blocked(q, k, v, cache, kv_start)
-    assert np.all(np.asarray(out[1, :5]) == 0) and np.all(np.abs(np.asarray(out[1, 5:])) > 0)
+    assert np.all(np.asarray(out[1, :5]) == 0)
+    # Real query at position 18 + i sees exactly the chunk's keys 18 .. 18 + i (kv head h // 2).
+    q64, k64, v64 = (np.asarray(x, np.float64) for x in (q, k, v))
+    expected = np.array([[_attention_by_loop(q64[1, 5 + i, h], k64[1, 5:6 + i, h // 2], v64[1, 5:6 + i, h // 2])
+                          for h in range(4)] for i in range(3)])
+    assert_close("row 1 real queries", expected, out[1, 5:], rtol=1e-5)
 
 
 def test_chunks_then_decode_equal_full_sequence():

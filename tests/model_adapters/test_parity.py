@@ -11,8 +11,32 @@ from flax import nnx
 from tests.conftest import assert_close
 from tests.model_adapters.tiny_models import TINY_PRESETS, full_logits, perturbed_model
 
-CHUNKS = (7, 20, 7)  # window 16: chunks end inside windows and span them; two shapes compile
+# Chunks of these sizes in random orders (so chunk boundaries, ring wrap points and the long chunk's start
+# move) compile once per size. 131 > one 128-token block of the local kernels (SWA query block, RLA chunk).
+CHUNK_SIZES = (3, 9, 131)
 DECODE_STEPS = 3
+TOTAL = sum(CHUNK_SIZES) + DECODE_STEPS
+CUT_SETS = 3  # random orders per case, seeded by the case
+# (relative RMS, max abs relative to max |ref|) of the logits against the float32-or-bf16 reference.
+TOLERANCE = {"float32": (1e-5, 1e-5), "bfloat16": (2e-2, 6e-2)}
+
+
+def _case(preset, impl, dtype):
+    return pytest.param(preset, impl, dtype, id=f"{preset}-{impl}-{dtype}")
+
+
+# Every preset with the reference; both local kinds with xla in f32; RAttention (SWA + RLA) in bf16.
+# (The Pallas kernels take about 10 s a call in interpret mode on CPU; tests/kernels covers them.)
+PARITY_CASES = (
+    [_case(preset, "reference", "float32") for preset in TINY_PRESETS]
+    + [_case(preset, "xla", "float32") for preset in ("tiny-rattention", "tiny-swa")]
+    + [_case("tiny-rattention", "xla", "bfloat16")]
+)
+
+
+def chunk_cuts(rng: np.random.Generator) -> list[int]:
+    """CHUNK_SIZES in a random order."""
+    return [CHUNK_SIZES[i] for i in rng.permutation(len(CHUNK_SIZES))]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "impl"))
@@ -21,22 +45,26 @@ def _chunk(graphdef, state, tokens, caches, impl):
     return logits, caches, nan
 
 
-@pytest.mark.parametrize("preset", TINY_PRESETS)
-def test_chunked_prefill_then_decode_equals_full_forward(preset):
-    model = perturbed_model(preset)
-    total = sum(CHUNKS) + DECODE_STEPS
-    tokens = jnp.asarray(np.random.default_rng(1).integers(0, 256, (2, total)), jnp.int32)
+@pytest.mark.parametrize("preset,impl,dtype", PARITY_CASES)
+def test_chunked_prefill_then_decode_equals_full_forward(preset, impl, dtype):
+    """Chunked prefill with `impl` (CUT_SETS random cuts) + decode steps == the reference full forward."""
+    model = perturbed_model(preset, compute_dtype=dtype)
+    rng = np.random.default_rng([TOTAL, len(preset), len(impl), len(dtype)])
+    tokens = jnp.asarray(rng.integers(0, 256, (2, TOTAL)), jnp.int32)
     graphdef, state = nnx.split(model)
-    ref = full_logits(graphdef, state, tokens)
-    caches = model.init_caches(2, total)
-    got, start = [], 0
-    for size in list(CHUNKS) + [1] * DECODE_STEPS:
-        logits, caches, nan = _chunk(graphdef, state, tokens[:, start:start + size], caches, "reference")
-        assert not np.asarray(nan).any()
-        got.append(logits)
-        start += size
-    assert_close(f"{preset} chunked vs full", ref, jnp.concatenate(got, axis=1), rtol=1e-5)
-    assert int(caches[0].pos) == total
+    ref = full_logits(graphdef, state, tokens, impl="reference")
+    for _ in range(CUT_SETS):
+        sizes = chunk_cuts(rng)
+        caches = model.init_caches(2, TOTAL)
+        got, start = [], 0
+        for size in sizes + [1] * DECODE_STEPS:
+            logits, caches, nan = _chunk(graphdef, state, tokens[:, start:start + size], caches, impl)
+            assert not np.asarray(nan).any()
+            got.append(logits)
+            start += size
+        assert_close(f"{preset} {impl} {dtype} chunks {sizes} vs full", ref, jnp.concatenate(got, axis=1),
+                     *TOLERANCE[dtype])
+        assert int(caches[0].pos) == TOTAL
 
 
 def test_local_layer_state_does_not_grow_with_context():
@@ -49,9 +77,12 @@ def test_local_layer_state_does_not_grow_with_context():
         assert (size_a == size_b) == (kind != "global"), kind
 
 
-def test_full_forward_is_the_same_across_impls():
-    model = perturbed_model("tiny-rattention")
-    tokens = jnp.asarray(np.random.default_rng(2).integers(0, 256, (1, 40)), jnp.int32)
+@pytest.mark.parametrize("dtype", sorted(TOLERANCE))
+def test_full_forward_is_the_same_across_impls(dtype):
+    """T = 300: the xla paths' full sequence spans three 128-token blocks."""
+    model = perturbed_model("tiny-rattention", compute_dtype=dtype)
+    tokens = jnp.asarray(np.random.default_rng(2).integers(0, 256, (1, 300)), jnp.int32)
     graphdef, state = nnx.split(model)
     ref = full_logits(graphdef, state, tokens, impl="reference")
-    assert_close("xla vs reference", ref, full_logits(graphdef, state, tokens, impl="xla"), rtol=1e-5)
+    assert_close(f"xla vs reference {dtype}", ref, full_logits(graphdef, state, tokens, impl="xla"),
+                 *TOLERANCE[dtype])

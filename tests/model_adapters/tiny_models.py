@@ -14,8 +14,9 @@ from model_adapters.presets import preset_config
 TINY_PRESETS = ("tiny-rattention", "tiny-swa", "tiny-full", "tiny-rattention-half-relu")
 
 
-def perturbed_model(preset: str, seed: int = 0) -> RAttentionLM:
-    model = RAttentionLM(preset_config(preset), rngs=nnx.Rngs(seed))
+def perturbed_model(preset: str, seed: int = 0, compute_dtype: str = "float32") -> RAttentionLM:
+    """The preset's model (float32 parameters, `compute_dtype` activations) with perturbed parameters."""
+    model = RAttentionLM(preset_config(preset).replace(compute_dtype=compute_dtype), rngs=nnx.Rngs(seed))
     rng = np.random.default_rng(seed)
     state = nnx.state(model, nnx.Param)
     pure = jax.tree.map(lambda p: p + 0.2 * rng.standard_normal(p.shape).astype(p.dtype), nnx.to_pure_dict(state))

@@ -2,7 +2,16 @@
 
 import numpy as np
 
-from reports.aggregate import RULER_LENGTHS, compare, effective_length, length_averages, summarize, weighted_averages
+from reports.aggregate import (
+    RULER_LENGTHS,
+    compare,
+    delta,
+    effective_length,
+    length_averages,
+    lengths_mean,
+    summarize,
+    weighted_averages,
+)
 from reports.scoring import Cell
 
 
@@ -64,3 +73,26 @@ def test_comparison_keeps_tasks_every_run_has_at_every_common_length():
     assert comparison.tasks == ("x",)  # y lacks 8192 in b; z and w are in one run only
     assert comparison.averages["b"][8192].score == 50.0
     assert comparison.effective_lengths == {"a": 8192, "b": None}
+
+
+def test_avg_is_the_mean_over_lengths_of_the_per_length_averages():
+    cells = {
+        ("a", 4096): _cell("a", 4096, 1.0, n=10),
+        ("b", 4096): _cell("b", 4096, 0.5, n=10),
+        ("a", 8192): _cell("a", 8192, 0.25, n=10),
+    }
+    overall = lengths_mean(cells)
+    assert overall.score == (75.0 + 25.0) / 2 and overall.ci == (50.0, 50.0)
+    assert (overall.n, overall.n_lengths) == (30, 2)
+    assert lengths_mean(cells, ["a"]).score == 62.5
+    assert lengths_mean(cells, ["c"]) is None
+
+
+def test_delta_between_runs_is_paired_over_the_same_tasks_and_lengths():
+    rng = np.random.default_rng(0)
+    boot = rng.uniform(0.4, 0.6, 50)
+    base = {("a", 4096): Cell("a", 4096, np.full(4, 0.5), boot)}
+    better = {("a", 4096): Cell("a", 4096, np.full(4, 0.75), boot + 0.25)}
+    d = delta(base, better, ["a"], [4096])
+    assert (d.score, d.ci_low, d.ci_high) == (25.0, 25.0, 25.0)  # same resamples: no spread in the difference
+    assert delta(better, base, ["a"], [4096]).score == -25.0

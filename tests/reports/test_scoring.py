@@ -5,6 +5,7 @@ import pytest
 
 from reports.runs import load_run
 from reports.scoring import bootstrap_means, cell_rng, percentile_ci, score_run
+from ruler_tasks.metrics import sample_scores, string_match_all, string_match_part
 
 
 def test_scores_match_a_hand_computation(make_run, metric_of):
@@ -57,3 +58,25 @@ def test_ci_is_seeded_per_cell(make_run, metric_of):
     first = score_run(run, metric_of, seed=3)["vt", 4096].boot
     np.testing.assert_array_equal(first, score_run(run, metric_of, seed=3)["vt", 4096].boot)
     assert not np.array_equal(first, score_run(run, metric_of, seed=4)["vt", 4096].boot)
+
+
+@pytest.mark.parametrize("metric", ["string_match_part", "string_match_all"])
+@pytest.mark.parametrize("pred", ["paris", "PARIS", "It is Paris.", "pArIs\n"], ids=["lower", "upper", "same", "mixed"])
+def test_capitalised_golds_match_in_any_case(metric, pred):
+    """QA golds carry capitals ("Paris"); a prediction matches them whatever its case."""
+    assert sample_scores(metric, [pred], [["Paris"]]) == [1.0]
+    assert sample_scores(metric, [pred], [["Lyon"]]) == [0.0]
+
+
+def test_capitalised_golds_score_per_metric():
+    assert string_match_all("the capital is PARIS, not rome", ["Paris", "Rome", "Lyon"]) == pytest.approx(2 / 3)
+    assert string_match_part("the capital is PARIS", ["Lyon", "Paris"]) == 1.0
+    assert string_match_part("the capital is Nice", ["Lyon", "Paris"]) == 0.0
+
+
+def test_qa_cell_with_capitalised_golds(make_run, metric_of):
+    b = make_run()
+    b.add("qa_2", 4096, [("paris", ["Paris"]), ("NEW YORK CITY", ["New York City", "NYC"]), ("berlin", ["Bonn"])])
+    qa = score_run(load_run(b.path), metric_of)["qa_2", 4096]
+    np.testing.assert_allclose(qa.samples, [1.0, 1.0, 0.0])
+    assert qa.score == 66.67

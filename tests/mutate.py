@@ -1,0 +1,113 @@
+"""`make mutate`: mutation testing (mutmut) of the modules whose bugs change numbers. Slow; not in CI.
+
+    python tests/mutate.py [MODULE.py ...]     (default: every module in MODULES)
+
+Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
+files are never mutated in place), with only its tests selected. Results go to
+bench/results/mutation.json: per module killed/total and the surviving mutants, each with the reason
+recorded in SURVIVOR_REASONS (killed by a new test since, or equivalent and why) or "unexplained".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / "build" / "mutate"
+OUT = ROOT / "bench" / "results" / "mutation.json"
+
+# module -> the tests that pin it down
+MODULES = {
+    "ruler_tasks/metrics.py": ["tests/reports/test_scoring.py", "tests/ruler_tasks/test_properties.py"],
+    "ruler_tasks/length_fit.py": ["tests/ruler_tasks/test_length_fit.py", "tests/ruler_tasks/test_properties.py"],
+    "reports/scoring.py": ["tests/reports/test_scoring.py", "tests/reports/test_ci_coverage.py",
+                           "tests/reports/test_properties.py"],
+    "reports/aggregate.py": ["tests/reports/test_aggregate.py", "tests/reports/test_ci_coverage.py",
+                             "tests/reports/test_properties.py"],
+    "kernels/linear_attention/reference.py": ["tests/kernels"],
+    "kernels/sliding_window/reference.py": ["tests/kernels"],
+    "kernels/dispatch.py": ["tests/kernels"],
+}
+
+# mutant name -> why it survives (equivalent mutants) or which test kills it now.
+SURVIVOR_REASONS: dict[str, str] = {}
+
+STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
+
+
+def _copy_tree(dest: Path) -> None:
+    """The working tree's tracked and unignored files (not .venv, build/ or runs/) into dest."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def _configure(dest: Path, module: str, tests: list[str]) -> None:
+    """Appends a [tool.mutmut] section to the scratch copy's pyproject.toml."""
+    packages = sorted(p.parent.name for p in dest.glob("*/__init__.py") if p.parent.name != "tests")
+    section = (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {json.dumps(packages)}\n"
+        f"only_mutate = {json.dumps([module])}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:xdist", "-p", "no:cacheprovider", "-q"]\n'
+    )
+    with open(dest / "pyproject.toml", "a", encoding="utf-8") as f:
+        f.write(section)
+
+
+def mutate(module: str) -> dict:
+    """Runs mutmut on one module -> {"killed", "total", "score", "statuses", "survivors"}."""
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    SCRATCH.mkdir(parents=True)
+    _copy_tree(SCRATCH)
+    _configure(SCRATCH, module, MODULES[module])
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=SCRATCH, check=True)
+    listing = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=SCRATCH,
+                             check=True, capture_output=True, text=True).stdout
+    statuses = dict(m.groups() for m in map(STATUS.match, listing.splitlines()) if m)
+    killed = sum(s in ("killed", "timeout", "segfault") for s in statuses.values())
+    survivors = [
+        {"mutant": name, "status": status, "reason": SURVIVOR_REASONS.get(name, "unexplained")}
+        for name, status in sorted(statuses.items())
+        if status not in ("killed", "timeout", "segfault")
+    ]
+    return {"killed": killed, "total": len(statuses), "score": round(killed / max(len(statuses), 1), 3),
+            "tests": MODULES[module], "survivors": survivors}
+
+
+def main(argv: list[str]) -> int:
+    modules = argv or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        print(f"error: unknown module(s) {unknown}; pick from {list(MODULES)}", file=sys.stderr)
+        return 2
+    from importlib.metadata import version
+
+    results = {module: mutate(module) for module in modules}
+    report = {
+        "tool": f"mutmut {version('mutmut')}",
+        "command": "nice -n 15 make mutate MUTATE=\"" + " ".join(modules) + "\"",
+        "modules": results,
+        "not_run": [m for m in MODULES if m not in results],
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_name(f".{OUT.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(OUT)
+    for module, r in results.items():
+        print(f"{module}: {r['killed']}/{r['total']} killed; survivors: {[s['mutant'] for s in r['survivors']]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
