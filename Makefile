@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
+.PHONY: bench-demo setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
 
 setup:
 	python3 -m venv .venv
@@ -14,7 +14,7 @@ test:
 
 TASKS ?= all
 LENGTHS ?=
-SAMPLES ?= 10
+SAMPLES ?= 5
 SEED ?= 42
 RUN ?=
 
@@ -26,7 +26,7 @@ prepare:
 		$(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
 
 # Evaluate a checkpoint: make eval-ruler CKPT=dir LENGTHS=4096,8192 TASKS=all SAMPLES=N RUN=runs/name
-# With no CKPT: the shipped RAttention demo; with no LENGTHS: 1x, 2x, 4x, 8x the checkpoint's train_context;
+# With no CKPT: the shipped SWA demo; with no LENGTHS: 1x, 2x, 4x the checkpoint's train_context;
 # with no RUN: runs/<checkpoint name>-seed<SEED>-<TEMPLATE>. CHUNK = --prefill-chunk, TEMPLATE = --chat-template.
 CKPT ?=
 BATCH ?=
@@ -38,12 +38,15 @@ eval-ruler:
 		$(if $(CHUNK),--prefill-chunk $(CHUNK)) $(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
 
 # The three shipped demo models (checkpoints/: RAttention-64, SWA-64, full attention) at 1x-8x their
-# training length, then one comparison report in runs/demo/report.
+# training length (1K-8K), 20 samples a cell, then one comparison report in runs/demo/report.
 DEMO_MODELS = rattention-w64 swa-w64 full-attention
 DEMO_RUNS = runs/demo
+DEMO_LENGTHS = 1024 2048 4096 8192
+DEMO_SAMPLES = 20
 eval-demo:
 	for m in $(DEMO_MODELS); do \
-		$(MAKE) --no-print-directory eval-ruler CKPT=checkpoints/$$m RUN=$(DEMO_RUNS)/$$m || exit $$?; \
+		$(MAKE) --no-print-directory eval-ruler CKPT=checkpoints/$$m RUN=$(DEMO_RUNS)/$$m LENGTHS="$(DEMO_LENGTHS)" \
+			SAMPLES=$(DEMO_SAMPLES) || exit $$?; \
 	done
 	$(MAKE) --no-print-directory report RUNS="$(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS))" OUT=$(DEMO_RUNS)/report
 
@@ -60,6 +63,15 @@ OUT ?= runs/report
 THRESHOLD ?= 85.6
 report:
 	$(PY) -m reports.build $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD)
+
+# Render OUT/report.html to OUT/report.png in headless Chromium, to look at the page as a reader will
+# (Debian: apt-get install chromium): make report-screenshot OUT=runs/report [SHOT_SIZE=1280,9000]
+.PHONY: report-screenshot
+CHROMIUM ?= chromium
+SHOT_SIZE ?= 1280,9000
+report-screenshot:
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=$(SHOT_SIZE) \
+		--screenshot="$(abspath $(OUT))/report.png" "file://$(abspath $(OUT))/report.html"
 
 # Benchmarks write JSON under bench/results/. BENCH_ARGS passes flags through, e.g. on a CPU:
 #   make bench-kernels BENCH_ARGS="--lengths 1024,4096 --heads 4 --skip-full"
@@ -78,3 +90,15 @@ bench-decode:
 
 bench-eval:
 	$(PY) -m runners.bench_eval $(BENCH_ARGS)
+
+# The demo models against their quality bar (8 NIAH tasks at the training length, 20 samples, seed 42)
+bench-demo:
+	$(PY) -m runners.bench_demo $(BENCH_ARGS)
+
+# Mutation testing (mutmut; slow, not part of CI) of the modules whose bugs change numbers, each in a
+# scratch copy (build/mutate): writes bench/results/mutation.json. MUTATE picks modules, e.g.
+#   nice -n 15 make mutate MUTATE="ruler_tasks/metrics.py reports/aggregate.py"
+.PHONY: mutate
+MUTATE ?=
+mutate:
+	$(PY) tests/mutate.py $(MUTATE)

@@ -7,6 +7,7 @@ which `read_jsonl(..., allow_torn_tail=True)` detects and drops.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -23,23 +24,58 @@ def _umask() -> int:
     return mask
 
 
+# errno -> the fix a user can apply when writing a file fails with it
+_WRITE_FIXES = {
+    errno.ENOSPC: "disk full; free space and rerun the same command (finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded; free space and rerun the same command (finished work is kept)",
+    errno.EROFS: "read-only file system; choose a writable location",
+    errno.EACCES: "permission denied; choose a writable location",
+    errno.EPERM: "permission denied; choose a writable location",
+    errno.ENOTDIR: "a parent path is a file, not a directory; choose another location",
+    errno.EEXIST: "a parent path is a file, not a directory; choose another location",
+    errno.EISDIR: "it is a directory; choose another file name",
+}
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> UserError:
+    """The one-line UserError for an OSError raised while writing `path` (disk full, read-only, ...)."""
+    fix = _WRITE_FIXES.get(error.errno, f"{error.strerror or error}; fix the location and rerun")
+    return UserError(f"{path}: cannot write: {fix}")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a short write is retried; an error raises OSError)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and a rename (never half-written).
 
     The file gets the permissions a plain open() would give (0666 less the umask), not mkstemp's 0600.
+    A failed write (disk full, read-only, a parent that is a file) leaves the old file intact and no
+    temporary file behind, and raises a one-line UserError.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -3,6 +3,7 @@
 from kernels.cache import RAttentionCache, SWACache, rattention_cache_init, swa_cache_init
 from kernels.dispatch import (
     IMPLS,
+    MODEL_IMPLS,
     rattention_chunk,
     rattention_decode_step,
     residual_linear_attention,
@@ -13,6 +14,7 @@ from kernels.dispatch import (
 
 __all__ = [
     "IMPLS",
+    "MODEL_IMPLS",
     "RAttentionCache",
     "SWACache",
     "rattention_cache_init",

@@ -33,6 +33,7 @@ from kernels.sliding_window.reference import swa_reference
 log = logging.getLogger(__name__)
 
 IMPLS = ("reference", "xla", "pallas", "cudnn")
+MODEL_IMPLS = ("reference", "xla", "pallas")  # what a whole model accepts: every op has these (cudnn: SWA only)
 
 # Ordered candidates for impl=None, per op and backend (jax.default_backend()).
 AUTO = {

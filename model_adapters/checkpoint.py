@@ -1,7 +1,11 @@
-"""Checkpoint directories (DESIGN.md section 3): config.json + tokenizer file + params/ (orbax).
+"""Checkpoint directories (docs/ARCHITECTURE.md): config.json + tokenizer file + params/ (orbax) + manifest.json.
 
     save(model, dir, tokenizer_file=None)   writes the directory (config from model.config)
-    load(dir) -> (model, tokenizer)          validates each piece; a bad one is a one-line UserError
+    load(dir, verify=True) -> (model, tokenizer)   validates each piece; a bad one is a one-line UserError
+
+manifest.json holds the sha256 of every file under params/, written by `save`; `load` checks it first
+(verify=False skips the hashing, for huge checkpoints), so flipped bytes are an error, not a silent run
+of wrong predictions. A checkpoint without a manifest (written by other tools) loads with one warning.
 
 params/ holds the parameter pytree as a plain nested dict (orbax StandardCheckpointer, no pickle); any
 floating dtype is accepted and cast to config.param_dtype at load.
@@ -9,6 +13,9 @@ floating dtype is accepted and cast to config.param_dtype at load.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -22,13 +29,53 @@ from model_adapters.config import ModelConfig, load_config
 from model_adapters.model import RAttentionLM
 from model_adapters.tokenizers import tokenizer_from_config
 from common.errors import UserError
-from common.files import atomic_write_json
+from common.files import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
 
 
 def _flat(tree) -> dict[str, object]:
     """Nested dict -> {"blocks/0/attn/q_proj/kernel": leaf} (keys as strings: orbax stores them so)."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf for path, leaf in leaves}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def param_hashes(ckpt_dir: Path) -> dict[str, str]:
+    """{"params/<relative path>": sha256} of every file under ckpt_dir/params."""
+    params_dir = ckpt_dir / "params"
+    return {f"params/{p.relative_to(params_dir).as_posix()}": _sha256(p)
+            for p in sorted(params_dir.rglob("*")) if p.is_file()}
+
+
+def verify_manifest(ckpt_dir: Path) -> None:
+    """Checks params/ against manifest.json; a missing, changed or truncated file is a one-line UserError."""
+    path = ckpt_dir / MANIFEST
+    if not path.is_file():
+        log.warning("%s: no %s; parameters are loaded unverified (re-save the checkpoint to add one)", ckpt_dir, MANIFEST)
+        return
+    manifest = read_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise UserError(f"{path}: no 'files' with content hashes; re-save the checkpoint or pass --no-verify")
+    for name, want in sorted(files.items()):
+        file = ckpt_dir / name
+        if not file.is_file():
+            raise UserError(f"{file}: missing (listed in {MANIFEST}); the checkpoint is incomplete: copy it again or re-save it")
+        if _sha256(file) != want:
+            raise UserError(
+                f"{file}: content differs from its hash in {MANIFEST}; the checkpoint is corrupt: copy it again or "
+                f"re-save it (or pass --no-verify to load it anyway)"
+            )
 
 
 def abstract_model(config: ModelConfig):
@@ -50,7 +97,22 @@ def save(model: RAttentionLM, ckpt_dir: str | Path, *, tokenizer_file: str | Pat
         ckptr.save(ckpt_dir / "params", params, force=True)
         ckptr.wait_until_finished()
     atomic_write_json(ckpt_dir / "config.json", config.to_dict())
+    atomic_write_json(ckpt_dir / MANIFEST, {"format": MANIFEST_FORMAT, "files": param_hashes(ckpt_dir)})
     return ckpt_dir
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Silences orbax's, absl's and asyncio's log records during a restore: a failure becomes our one line."""
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio", "orbax", "jax._src.distributed")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _restore_params(ckpt_dir: Path) -> dict:
@@ -58,19 +120,22 @@ def _restore_params(ckpt_dir: Path) -> dict:
     if not params_dir.is_dir():
         raise UserError(f"{params_dir}: missing; the checkpoint has no parameters (re-save it)")
     try:
-        with ocp.StandardCheckpointer() as ckptr:
+        with _quiet_orbax(), ocp.StandardCheckpointer() as ckptr:
             return ckptr.restore(params_dir)
     except Exception as e:  # orbax/tensorstore raise many types for unreadable data
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise UserError(f"{params_dir}: not a readable orbax checkpoint ({type(e).__name__}: {first}); re-save it") from None
 
 
-def load(ckpt_dir: str | Path):
-    """Returns (RAttentionLM, tokenizer) from a checkpoint directory; each bad piece is a UserError."""
+def load(ckpt_dir: str | Path, *, verify: bool = True):
+    """Returns (RAttentionLM, tokenizer) from a checkpoint directory; each bad piece is a UserError.
+    `verify` checks params/ against manifest.json first."""
     ckpt_dir = Path(ckpt_dir).absolute()
     if not ckpt_dir.is_dir():
         raise UserError(f"{ckpt_dir}: not a directory; pass a checkpoint directory (config.json + params/)")
     config = load_config(ckpt_dir)
+    if verify and (ckpt_dir / "params").is_dir():
+        verify_manifest(ckpt_dir)
     tokenizer = tokenizer_from_config(ckpt_dir, config.tokenizer.to_dict())
     if tokenizer.vocab_size > config.vocab_size:
         raise UserError(f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} ids > vocab_size {config.vocab_size} in config.json")

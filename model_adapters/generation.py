@@ -10,7 +10,11 @@ length, so a handful of shapes compile, never one per chunk, prompt or token. De
 `lax.while_loop` under jit, stopping when every row has emitted EOS or max_new_tokens tokens.
 
 The jitted functions take the model's state as an argument (nnx.split), so a batch sharded over devices
-with jax.sharding runs unchanged.
+with jax.sharding runs unchanged. Each shape is compiled ahead of time (jit(...).lower().compile()) and the
+executable kept, so `compile_s` is reported apart and `prefill_s` / `decode_s` are steady-state times.
+
+The prompt rules live here too: `prompt_ids` (BOS first when the config has bos_id), `stop_id` (the
+config's eos_id, else the tokenizer's) and `strip_stop`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,16 +55,33 @@ def cache_bucket(total: int, chunk: int) -> int:
     return round_up(total, chunk)
 
 
+def prompt_ids(config, tokenizer, text: str, *, bos: bool = True) -> list[int]:
+    """The token ids a prompt runs as: the config's bos_id first (if any and `bos`), then the text's."""
+    ids = list(tokenizer.encode(text))
+    return ([config.bos_id] if bos and config.bos_id is not None else []) + ids
+
+
+def stop_id(config, tokenizer) -> int | None:
+    """The token that ends generation: the config's eos_id, else the tokenizer's, else None."""
+    return config.eos_id if config.eos_id is not None else getattr(tokenizer, "eos_id", None)
+
+
+def strip_stop(tokens: list[int], eos: int | None) -> list[int]:
+    """The new tokens without the EOS that stopped them."""
+    return tokens[:-1] if tokens and eos is not None and tokens[-1] == eos else tokens
+
+
 class NonFiniteLogitsError(RuntimeError):
-    """The model produced NaN at a real position; the message names the first layer (and its kind)."""
+    """The model produced NaN or Inf at a real position; the message names the first layer (and its kind)."""
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     tokens: list[list[int]]  # per prompt: the new tokens, the EOS that stopped it included
     logits: list[np.ndarray] | None  # per prompt: float32 [len(tokens), vocab], the distribution each token came from
-    prefill_s: float
+    prefill_s: float  # steady state: compilation excluded
     decode_s: float
+    compile_s: float  # ahead-of-time compilation of shapes first seen in this call (0 once compiled)
     prompt_padded: int  # the bucketed prompt length P the batch ran at
     cache_len: int  # global layers' KV cache length
 
@@ -78,47 +100,80 @@ def run_prefill_chunk(graphdef, state, tokens, caches, kv_start, impl):
     return logits[:, -1], caches, nan
 
 
+class DecodeState(NamedTuple):
+    """The carry of the greedy loop (B rows, N = max_new_tokens, V = vocab)."""
+
+    step: jax.Array  # int32 scalar: tokens emitted so far
+    logits: jax.Array  # [B,V] f32: the distribution the next token is chosen from
+    caches: tuple  # per-layer caches
+    tokens: jax.Array  # [B,N] int32: emitted tokens
+    done: jax.Array  # [B] bool: the row emitted EOS
+    n_new: jax.Array  # [B] int32: tokens that count (up to and including EOS)
+    logits_buf: jax.Array  # [B,N,V] f32 when logits are returned, else [B,0,V]
+    nonfinite: jax.Array  # [layers] bool: a layer produced NaN or Inf
+
+
 @functools.partial(
     jax.jit, static_argnames=("graphdef", "impl", "max_new_tokens", "eos_id", "return_logits")
 )
 def run_decode_loop(graphdef, state, first_logits, caches, kv_start, nan, impl, max_new_tokens, eos_id, return_logits):
     """Greedy loop from the prompt's last logits [B,V].
 
-    Returns (tokens [B,N] int32, n_new [B] int32, logits [B,N,V] f32 or None, nan_per_layer [layers]).
+    Returns (tokens [B,N] int32, n_new [B] int32, logits [B,N,V] f32 or None, nonfinite_per_layer [layers]).
     """
     model = nnx.merge(graphdef, state)
     batch, vocab = first_logits.shape
     eos = -1 if eos_id is None else eos_id
 
-    def cond(carry):
-        i, _, _, _, done, *_ = carry
-        return (i < max_new_tokens) & ~jnp.all(done)
+    def cond(s: DecodeState):
+        return (s.step < max_new_tokens) & ~jnp.all(s.done)
 
-    def body(carry):
-        i, logits, caches, tokens, done, n_new, logits_buf, nan = carry
-        token = jnp.argmax(logits, axis=-1).astype(jnp.int32)  # [B]
-        tokens = tokens.at[:, i].set(token)
-        if return_logits:
-            logits_buf = logits_buf.at[:, i].set(logits)
-        n_new = jnp.where(done, n_new, i + 1)
-        done = done | (token == eos)
-        logits, caches, step_nan = model.forward_chunk(token[:, None], caches, kv_start=kv_start, impl=impl)
-        return i + 1, logits[:, 0], caches, tokens, done, n_new, logits_buf, nan | step_nan
+    def body(s: DecodeState) -> DecodeState:
+        token = jnp.argmax(s.logits, axis=-1).astype(jnp.int32)  # [B]
+        logits_buf = s.logits_buf.at[:, s.step].set(s.logits) if return_logits else s.logits_buf
+        logits, caches, step_bad = model.forward_chunk(token[:, None], s.caches, kv_start=kv_start, impl=impl)
+        return DecodeState(
+            step=s.step + 1, logits=logits[:, 0], caches=caches, tokens=s.tokens.at[:, s.step].set(token),
+            done=s.done | (token == eos), n_new=jnp.where(s.done, s.n_new, s.step + 1), logits_buf=logits_buf,
+            nonfinite=s.nonfinite | step_bad,
+        )
 
-    logits_buf = jnp.zeros((batch, max_new_tokens if return_logits else 0, vocab), jnp.float32)
-    carry = (jnp.int32(0), first_logits, caches, jnp.zeros((batch, max_new_tokens), jnp.int32),
-             jnp.zeros((batch,), bool), jnp.zeros((batch,), jnp.int32), logits_buf, nan)
-    _, _, _, tokens, _, n_new, logits_buf, nan = jax.lax.while_loop(cond, body, carry)
-    return tokens, n_new, (logits_buf if return_logits else None), nan
+    start = DecodeState(
+        step=jnp.int32(0), logits=first_logits, caches=caches, tokens=jnp.zeros((batch, max_new_tokens), jnp.int32),
+        done=jnp.zeros((batch,), bool), n_new=jnp.zeros((batch,), jnp.int32),
+        logits_buf=jnp.zeros((batch, max_new_tokens if return_logits else 0, vocab), jnp.float32), nonfinite=nan,
+    )
+    end = jax.lax.while_loop(cond, body, start)
+    return end.tokens, end.n_new, (end.logits_buf if return_logits else None), end.nonfinite
 
 
-def _check_finite(nan, layer_kinds, phase: str) -> None:
-    nan = np.asarray(nan)
-    if nan.any():
-        first = int(np.argmax(nan))
-        kinds = sorted({layer_kinds[i] for i in np.flatnonzero(nan)})
+_EXECUTABLES: dict = {}  # (function, static args, argument shapes/dtypes/shardings) -> compiled executable
+
+
+def _signature(x):
+    return (tuple(np.shape(x)), str(getattr(x, "dtype", type(x))), getattr(x, "sharding", None))
+
+
+def compiled(fn, statics: dict, args: dict) -> tuple[object, float]:
+    """`fn` (a jitted function) compiled ahead of time for these arguments, and the seconds compiling took
+    in this call (0.0 when this shape was compiled before). Call the result with the non-static `args`."""
+    key = (fn, tuple(sorted(statics.items())), jax.tree.structure(args), tuple(map(_signature, jax.tree.leaves(args))))
+    if key in _EXECUTABLES:
+        return _EXECUTABLES[key], 0.0
+    t0 = time.perf_counter()
+    executable = fn.lower(**statics, **args).compile()
+    _EXECUTABLES[key] = executable
+    return executable, time.perf_counter() - t0
+
+
+def _check_finite(nonfinite, layer_kinds, phase: str) -> None:
+    nonfinite = np.asarray(nonfinite)
+    if nonfinite.any():
+        first = int(np.argmax(nonfinite))
+        kinds = sorted({layer_kinds[i] for i in np.flatnonzero(nonfinite)})
         raise NonFiniteLogitsError(
-            f"NaN during {phase}: first at layer {first} ({layer_kinds[first]}); layer kinds with NaN: {', '.join(kinds)}"
+            f"NaN or Inf during {phase}: first at layer {first} ({layer_kinds[first]}); "
+            f"layer kinds with NaN or Inf: {', '.join(kinds)}"
         )
 
 
@@ -176,19 +231,28 @@ def generate_greedy(
     kv_start = put_batch(kv_start)
     caches = jax.tree.map(put_batch, init_caches_on_device(graphdef, state, batch, cache_len))
     nan = jnp.zeros((config.num_layers,), bool)
+    chunks = [put_batch(tokens[:, start:start + chunk]) for start in range(0, padded, chunk)]
+    prefill, compile_prefill_s = compiled(
+        run_prefill_chunk, {"graphdef": graphdef, "impl": impl},
+        {"state": state, "tokens": chunks[0], "caches": caches, "kv_start": kv_start},
+    )
     t0 = time.perf_counter()
-    for start in range(0, padded, chunk):
-        last_logits, caches, chunk_nan = run_prefill_chunk(
-            graphdef, state, put_batch(tokens[:, start:start + chunk]), caches, kv_start, impl
-        )
+    for chunk_tokens in chunks:
+        last_logits, caches, chunk_nan = prefill(state=state, tokens=chunk_tokens, caches=caches, kv_start=kv_start)
         nan = nan | chunk_nan
     jax.block_until_ready(last_logits)
     prefill_s = time.perf_counter() - t0
     _check_finite(nan, config.layer_kinds, "prefill")
 
+    decode, compile_decode_s = compiled(
+        run_decode_loop,
+        {"graphdef": graphdef, "impl": impl, "max_new_tokens": max_new_tokens, "eos_id": eos_id,
+         "return_logits": return_logits},
+        {"state": state, "first_logits": last_logits, "caches": caches, "kv_start": kv_start, "nan": nan},
+    )
     t0 = time.perf_counter()
-    new_tokens, n_new, logits_buf, nan = run_decode_loop(
-        graphdef, state, last_logits, caches, kv_start, nan, impl, max_new_tokens, eos_id, return_logits
+    new_tokens, n_new, logits_buf, nan = decode(
+        state=state, first_logits=last_logits, caches=caches, kv_start=kv_start, nan=nan
     )
     new_tokens, n_new = np.asarray(new_tokens), np.asarray(n_new)
     decode_s = time.perf_counter() - t0
@@ -199,6 +263,7 @@ def generate_greedy(
         logits=None if logits is None else [logits[b, : n_new[b]] for b in range(batch)],
         prefill_s=prefill_s,
         decode_s=decode_s,
+        compile_s=compile_prefill_s + compile_decode_s,
         prompt_padded=padded,
         cache_len=cache_len,
     )

@@ -66,6 +66,16 @@ def largest_fitting(estimate: Callable[[int], int], lo: int, hi: int, budget: in
     return lo
 
 
+class LengthTooSmall(UserError):
+    """Even the shortest prompt (`need` tokens) exceeds the `budget` a target length leaves; the caller,
+    who knows the tokens to generate, rewords it as the task's minimum length."""
+
+    def __init__(self, what: str, need: int, budget: int):
+        self.need, self.budget = need, budget
+        super().__init__(f"{what}: the shortest prompt takes {need} tokens, more than the {max(budget, 0)} this "
+                         f"length leaves for it; use a longer --lengths value")
+
+
 def fit(
     *,
     build: Callable[[int], str],
@@ -108,8 +118,5 @@ def fit(
             break
         n = nxt
     if best is None:
-        raise UserError(
-            f"{what}: the prompt needs more than the {budget} tokens left by this length; "
-            f"use a longer --lengths value"
-        )
+        raise LengthTooSmall(what, count_tokens(tokenizer, build(n_min)), budget)
     return best

@@ -7,7 +7,7 @@ scripts/data/synthetic/variable_tracking.py (the assignment lines, hops with a t
 scripts/data/synthetic/qa.py (the document format). Spelling is RULER's at that revision (its VT
 answer prefix now says "assigned"; older revisions said "assgined"). Every template has one `{context}`
 slot; the answer prefix is kept apart from the template because the sample stores it separately
-(DESIGN.md section 3).
+(docs/ARCHITECTURE.md section 3).
 """
 
 NIAH_TEMPLATE = (

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+import kernels
 from model_adapters.config import LOCAL_KINDS
 from model_adapters.generation import cache_bucket, init_caches_on_device, run_decode_loop, run_prefill_chunk
 from model_adapters.model import RAttentionLM
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contexts")
     parser.add_argument("--chunks")
     parser.add_argument("--decode-steps", type=int)
-    parser.add_argument("--impl", choices=["reference", "xla", "pallas"], default=None)
+    parser.add_argument("--impl", choices=kernels.MODEL_IMPLS, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/decode.json")
     args = parser.parse_args(argv)

@@ -30,6 +30,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 @user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
+    from kernels import MODEL_IMPLS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -37,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--prompt-file", type=Path)
     parser.add_argument("--max-new-tokens", type=int, required=True)
     parser.add_argument("--prefill-chunk", type=int, default=2048)
-    parser.add_argument("--impl", choices=["reference", "xla", "pallas"], default=None)
+    parser.add_argument("--impl", choices=MODEL_IMPLS, default=None)
     parser.add_argument("--dump-logits", type=Path, metavar="OUT.npy")
     parser.add_argument("--no-bos", action="store_true", help="do not prepend the config's bos_id")
+    parser.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes")
     args = parser.parse_args(argv)
 
     if args.prompt_file is not None:
@@ -51,22 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         text = args.prompt
 
     from model_adapters.checkpoint import load
-    from model_adapters.generation import generate_greedy
+    from model_adapters.generation import generate_greedy, prompt_ids, stop_id
 
-    model, tokenizer = load(args.checkpoint)
-    config = model.config
-    prompt = tokenizer.encode(text)
-    if config.bos_id is not None and not args.no_bos:
-        prompt = [config.bos_id] + prompt
+    model, tokenizer = load(args.checkpoint, verify=not args.no_verify)
+    prompt = prompt_ids(model.config, tokenizer, text, bos=not args.no_bos)
     result = generate_greedy(
         model, [prompt], max_new_tokens=args.max_new_tokens, prefill_chunk=args.prefill_chunk,
-        eos_id=config.eos_id, impl=args.impl, return_logits=args.dump_logits is not None,
+        eos_id=stop_id(model.config, tokenizer), impl=args.impl, return_logits=args.dump_logits is not None,
     )
     print(tokenizer.decode(result.tokens[0]))
     n = len(result.tokens[0])
     print(
         f"[{len(prompt)} prompt tokens, {n} new; prefill {result.prefill_s:.3f}s, "
-        f"decode {result.decode_s:.3f}s]",
+        f"decode {result.decode_s:.3f}s, compile {result.compile_s:.3f}s]",
         file=sys.stderr,
     )
     if args.dump_logits is not None:

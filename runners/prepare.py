@@ -22,10 +22,12 @@ from tqdm import tqdm
 
 from model_adapters.tokenizers import load_tokenizer
 from ruler_tasks.base import Context
+from ruler_tasks import RULER_REVISION
 from ruler_tasks.chat_templates import resolve_chat_template
 from ruler_tasks.corpus import corpus_id
 from common.errors import UserError
 from common.files import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from ruler_tasks.length_fit import LengthTooSmall
 from ruler_tasks.registry import Task, load_registry
 from common.cli import parse_lengths, split_list, user_errors_exit_2
 
@@ -69,12 +71,25 @@ def record(task: Task, index: int, sample, seed: int, length: int) -> dict:
     }
 
 
-def check_run(manifest: dict, run: dict, overwrite: bool, path: Path) -> None:
+OVERWRITE_HINT = "use a new --out or pass --overwrite"
+
+
+def check_run(manifest: dict, run: dict, overwrite: bool, path: Path, hint: str = OVERWRITE_HINT) -> None:
     for key, value in run.items():
         if key in manifest and manifest[key] != value and not overwrite:
-            raise UserError(
-                f"{path}: {key} was {manifest[key]!r}, now {value!r}; use a new --out or pass --overwrite"
-            )
+            raise UserError(f"{path}: {key} was {manifest[key]!r}, now {value!r}; {hint}")
+
+
+def select_tasks(tasks: str | Sequence[str], task_files: Sequence[str] = ()) -> list[Task]:
+    """The registry's tasks named by `tasks` ("all", names with commas or spaces, or a list); an unknown
+    name is a UserError ("did you mean")."""
+    registry = load_registry(extra=task_files)
+    names = split_list(tasks) if isinstance(tasks, str) else list(tasks)
+    if names == ["all"]:
+        names = registry.names()
+    if not names:
+        raise UserError("--tasks: give 'all' or at least one task name")
+    return [registry.get(n) for n in names]
 
 
 def prepare_data(
@@ -91,23 +106,19 @@ def prepare_data(
     options: dict | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    refusal_hint: str = OVERWRITE_HINT,
 ) -> list[Task]:
     """Makes OUT/data/<task>/<length>.jsonl hold at least `samples` samples for every task and length;
     returns the tasks that can run (a task whose data is missing is skipped with one printed line).
 
     tasks: "all" or task names (a string with commas or spaces, or a list). tokenizer_spec: what the
     manifest records when the tokenizer has no fingerprint. options: haystack / squad / hotpotqa paths.
+    refusal_hint: the fix a refusal names (the calling CLI's own options).
     """
     if samples < 1:
         raise UserError(f"--samples: {samples} must be at least 1")
     options = dict(options or {})
-    registry = load_registry(extra=task_files)
-    names = split_list(tasks) if isinstance(tasks, str) else list(tasks)
-    if names == ["all"]:
-        names = registry.names()
-    if not names:
-        raise UserError("--tasks: give 'all' or at least one task name")
-    selected = [registry.get(n) for n in names]
+    selected = select_tasks(tasks, task_files)
     chat = resolve_chat_template(chat_template)
 
     data = Path(out) / "data"
@@ -119,8 +130,9 @@ def prepare_data(
         "seed": seed,
         "chat_template": chat.name,
         "haystack": corpus_id(options.get("haystack")),
+        "ruler_revision": RULER_REVISION,
     }
-    check_run(manifest, run, overwrite, manifest_path)
+    check_run(manifest, run, overwrite, manifest_path, refusal_hint)
     if overwrite and any(manifest.get(k) != v for k, v in run.items() if k in manifest):
         manifest = {}
     manifest.update(run)
@@ -139,7 +151,7 @@ def prepare_data(
                 if not overwrite:
                     raise UserError(
                         f"{manifest_path}: task {task.name} was generated with {what} {entry.get(key)}, now {now}; "
-                        f"use a new --out or pass --overwrite"
+                        f"{refusal_hint}"
                     )
                 entry = None
         if entry is None:
@@ -162,11 +174,18 @@ def prepare_data(
             bar.set_postfix_str(f"{task.name} @ {length}")
             ctx = Context(length, task.tokens_to_generate, tokenizer, chat, options)
             records = read_jsonl(path) if have else []
-            for i, sample in enumerate(
-                task.generator.iter_generate(ctx, file_rng(seed, task.name, length), samples - have, have)
-            ):
-                records.append(record(task, have + i, sample, seed, length))
-                bar.update(1)
+            try:
+                for i, sample in enumerate(
+                    task.generator.iter_generate(ctx, file_rng(seed, task.name, length), samples - have, have)
+                ):
+                    records.append(record(task, have + i, sample, seed, length))
+                    bar.update(1)
+            except LengthTooSmall as e:
+                raise UserError(
+                    f"{task.name} at length {length}: too short; the task needs at least "
+                    f"{e.need + task.tokens_to_generate} tokens with this tokenizer and chat template ({e.need} of "
+                    f"prompt + {task.tokens_to_generate} to generate): drop {length} from --lengths"
+                ) from None
             atomic_write_jsonl(path, records)
             manifest["tasks"][task.name]["files"][str(length)] = len(records)
             atomic_write_json(manifest_path, manifest)

@@ -37,6 +37,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from model_adapters.checkpoint import save
+from model_adapters.generation import stop_id
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import PRESETS, preset_config
 from model_adapters.tokenizers import tokenizer_from_config
@@ -195,7 +196,7 @@ class Trainer:
         self.log_path = self.out / "train_log.jsonl"
 
     def _eos_id(self) -> int:
-        eos = self.config.eos_id if self.config.eos_id is not None else getattr(self.tokenizer, "eos_id", None)
+        eos = stop_id(self.config, self.tokenizer)
         if eos is None:
             raise UserError(f"preset {self.recipe.preset}: no eos_id in its config or tokenizer; training needs one to end answers")
         return eos

@@ -55,20 +55,30 @@ BAD_CASES = {
         lambda p: _edit_config(p, tokenizer={"type": "sentencepiece", "file": "tok.model"}), "tokenizer file missing"
     ),
     "missing-params": (lambda p: shutil.rmtree(p / "params"), "params: missing"),
-    "corrupt-params": (_corrupt_params, "not a readable orbax checkpoint"),
+    "corrupt-params": (_corrupt_params, "content differs from its hash in manifest.json"),
+    "corrupt-params-unverified": (_corrupt_params, "not a readable orbax checkpoint"),
+    "params-file-missing": (lambda p: next(f for f in sorted((p / "params").rglob("*")) if f.is_file()).unlink(),
+                            "listed in manifest.json"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_checkpoint_gives_one_line_error(saved, tmp_path, case):
+def test_bad_checkpoint_gives_one_line_error(saved, tmp_path, case, capfd):
     breaker, expected = BAD_CASES[case]
     path = tmp_path / "ckpt"
     shutil.copytree(saved[1], path)
     breaker(path)
     with pytest.raises(UserError) as err:
-        load(path)
+        load(path, verify=not case.endswith("unverified"))
     message = str(err.value)
     assert expected in message and "\n" not in message, message
+    assert "Traceback" not in capfd.readouterr().err, "orbax noise on stderr"
+
+
+def test_save_writes_a_manifest_of_every_params_file(saved):
+    manifest = json.loads((saved[1] / "manifest.json").read_text())
+    files = {f"params/{f.relative_to(saved[1] / 'params').as_posix()}" for f in (saved[1] / "params").rglob("*") if f.is_file()}
+    assert set(manifest["files"]) == files and all(len(h) == 64 for h in manifest["files"].values())
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -8,6 +8,7 @@ import pytest
 
 from common.files import read_jsonl
 from common.cli import user_errors_exit_2
+from ruler_tasks import RULER_REVISION
 from runners.prepare import main
 
 EXAMPLE_PY = Path(__file__).parents[1] / "ruler_tasks" / "example_user_task.py"
@@ -45,6 +46,7 @@ def test_all_synthetic_tasks_at_4k_byte(tmp_path):
             assert all(o in r["input"] for o in r["outputs"])
     manifest = json.loads((tmp_path / "a" / "data" / "manifest.json").read_text())
     assert manifest["tokenizer"] == "byte:utf8-258" and manifest["seed"] == 42
+    assert manifest["ruler_revision"] == RULER_REVISION and len(RULER_REVISION) == 40
     assert manifest["tasks"]["vt"]["files"] == {"4096": 2} and manifest["tasks"]["vt"]["version"]
 
     assert prepare(tmp_path / "b") == 0
@@ -132,7 +134,7 @@ def test_user_tasks_from_yaml_and_python(tmp_path, monkeypatch):
     [
         (["--tasks", "niah_singel_1"], "did you mean 'niah_single_1'"),
         (["--lengths", "4k"], "--lengths: '4k' is not an integer"),
-        (["--tasks", "cwe", "--lengths", "300"], "cwe at length 300"),
+        (["--tasks", "cwe", "--lengths", "300"], "cwe at length 300: too short; the task needs at least"),
         (["--tokenizer", "nope.json"], "tokenizer 'nope.json': no such file"),
         (["--samples", "0"], "--samples: 0 must be at least 1"),
     ],

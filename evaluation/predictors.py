@@ -16,14 +16,16 @@ from common.errors import UserError
 @dataclass(frozen=True)
 class Prediction:
     """pred: the decoded continuation (EOS excluded); prompt_tokens/pred_tokens: token counts;
-    prefill_s/decode_s: this sample's share of its batch's wall time (batch time / batch size), so that
-    sums over samples give totals and sum(tokens) / sum(seconds) gives throughput."""
+    prefill_s/decode_s: this sample's share of its batch's steady-state time (batch time / batch size), so
+    that sums over samples give totals and sum(tokens) / sum(seconds) gives throughput; compile_s: its
+    share of the compilation its batch triggered."""
 
     pred: str
     prompt_tokens: int
     pred_tokens: int
     prefill_s: float
     decode_s: float
+    compile_s: float = 0.0
 
 
 class Predictor(Protocol):
@@ -33,6 +35,14 @@ class Predictor(Protocol):
 def prompt_text(sample: dict) -> str:
     """The exact text the model is prompted with: the sample's input, then its answer prefix."""
     return sample["input"] + sample["answer_prefix"]
+
+
+def prompt_length(config, tokenizer, sample: dict) -> int:
+    """The sample's length as RULER counts it: prompt tokens (no BOS; the model's BOS is the one token
+    eval adds on top, checked against max_context) plus max_new_tokens."""
+    from model_adapters.generation import prompt_ids
+
+    return len(prompt_ids(config, tokenizer, prompt_text(sample), bos=False)) + int(sample["max_new_tokens"])
 
 
 class ModelPredictor:
@@ -48,18 +58,13 @@ class ModelPredictor:
         self.prefill_chunk = prefill_chunk
         self.impl = impl
         self.mesh = mesh
-        config = model.config
-        self.bos_id = config.bos_id
-        self.eos_id = config.eos_id if config.eos_id is not None else getattr(tokenizer, "eos_id", None)
-
-    def encode(self, sample: dict) -> list[int]:
-        ids = self.tokenizer.encode(prompt_text(sample))
-        return ([self.bos_id] if self.bos_id is not None else []) + list(ids)
 
     def predict(self, samples: Sequence[dict]) -> list[Prediction]:
-        from model_adapters.generation import NonFiniteLogitsError, generate_greedy
+        from model_adapters.generation import NonFiniteLogitsError, generate_greedy, prompt_ids, stop_id, strip_stop
 
-        prompts = [self.encode(s) for s in samples]
+        config = self.model.config
+        eos = stop_id(config, self.tokenizer)
+        prompts = [prompt_ids(config, self.tokenizer, prompt_text(s)) for s in samples]
         max_new = max(int(s["max_new_tokens"]) for s in samples)
         rows = len(prompts)
         if self.mesh is not None:
@@ -68,22 +73,21 @@ class ModelPredictor:
         try:
             result = generate_greedy(
                 self.model, prompts, max_new_tokens=max_new, prefill_chunk=self.prefill_chunk,
-                eos_id=self.eos_id, impl=self.impl, mesh=self.mesh,
+                eos_id=eos, impl=self.impl, mesh=self.mesh,
             )
         except NonFiniteLogitsError as e:
-            ids = ", ".join(f"{s['task']}@{s['length']}#{s['index']}" for s in samples)
-            raise UserError(f"NaN logits in the batch of samples {ids}: {e}") from None
+            ids = ", ".join(f"{s['task']}@{s['meta'].get('target_length', s['length'])}#{s['index']}" for s in samples)
+            raise UserError(f"non-finite logits in the batch of samples {ids}: {e}; check the checkpoint's parameters") from None
         out = []
         for sample, prompt, tokens in zip(samples, prompts[:rows], result.tokens[:rows]):
-            tokens = tokens[: int(sample["max_new_tokens"])]
-            if tokens and self.eos_id is not None and tokens[-1] == self.eos_id:
-                tokens = tokens[:-1]
+            tokens = strip_stop(tokens[: int(sample["max_new_tokens"])], eos)
             out.append(Prediction(
                 pred=self.tokenizer.decode(tokens),
                 prompt_tokens=len(prompt),
                 pred_tokens=len(tokens),
                 prefill_s=result.prefill_s / rows,
                 decode_s=result.decode_s / rows,
+                compile_s=result.compile_s / rows,
             ))
         return out
 
