@@ -1,7 +1,13 @@
-"""The demo models' training stream: RULER-style task samples plus plain haystack text, made on the fly.
+"""The demo models' training stream: key-value recall, RULER-style task samples and haystack text, made on the fly.
 
-    stream = TrainingStream(tokenizer, context=1024, steps=1000, seed=0, bos_id=256, eos_id=257)
-    batch = stream.batch(step)   # tokens [B, L] int32; answer_mask, copy_mask, text_mask [B, L - 1] bool
+    stream = TrainingStream(tokenizer, context=1024, steps=2200, seed=0, bos_id=256, eos_id=257,
+                            recall_steps=1000, recall_fraction=0.3)
+    batch = stream.batch(step)   # tokens [B, L] int32; answer/copy/recall/text masks [B, L - 1] bool
+
+Phases: the first `recall_steps` steps are recall rows only, at `recall_length` tokens (dense
+associative recall: `_recall_row`), the signal that makes content-matched retrieval form; after them,
+the mixture below, with `recall_fraction` of the rows still recall rows. The length curriculum starts
+when the recall phase ends.
 
 Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context, with
 B = batch_tokens // L rows, so a step costs about the same at every length. Curriculum: the longest
@@ -10,7 +16,7 @@ steps; a step takes the longest allowed bucket with probability 1/2, else one of
 Short samples make retrieval easy to discover (fewer positions to attend over); the full context stays
 the most frequent length once the curriculum is over.
 
-Rows (drawn independently): with probability `text_fraction`, a random slice of the haystack essay text
+Rows (drawn independently): with probability `recall_fraction`, a recall row; with `text_fraction`, a random slice of the haystack essay text
 (default: the shipped corpus); with probability `copy_fraction`, such a slice in which a few short spans
 of the first half are repeated at random places in the second half (those repeats are "copy" targets:
 predicting them needs content-matched attention back over the row, the induction that retrieval is
@@ -187,9 +193,8 @@ class TrainingStream:
         return self.bos + text.tolist(), copy
 
     def _recall_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
-        """(bos + key-value pairs then queries for them, at most `length` tokens; recall targets
-        [len(tokens) - 1] bool): dense
-        associative recall, every queried value scored.
+        """(tokens: bos + key-value pairs then queries for them, at most `length` of them; recall targets
+        [len(tokens) - 1] bool): dense associative recall, every queried value scored.
 
         Rows are compact (`key:value;` pairs, then `?key:value;` queries in shuffled order) or, half of those
         of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and questions fit), RULER-shaped:
