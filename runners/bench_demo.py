@@ -11,7 +11,6 @@ The JSON holds every task's score with its bootstrap 95% CI and n, the NIAH mean
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 from pathlib import Path
 
@@ -50,11 +49,10 @@ def main(argv=None) -> int:
         checkpoint = Path("checkpoints") / name
         length = read_json(checkpoint / "config.json")["train_context"]
         run = Path(a.runs) / name
-        run_eval(EvalConfig(checkpoint=checkpoint, run=run, tasks=",".join(NIAH_TASKS), lengths=(length,),
-                            samples=a.samples, seed=a.seed, batch=a.batch))
-        with open(run / "summary.csv", newline="", encoding="utf-8") as f:
-            scores = {r["task"]: {"score": float(r["score"]), "ci": [float(r["ci_low"]), float(r["ci_high"])],
-                                  "n": int(r["n"])} for r in csv.DictReader(f) if int(r["length"]) == length}
+        cells = run_eval(EvalConfig(checkpoint=checkpoint, run=run, tasks=",".join(NIAH_TASKS), lengths=(length,),
+                                    samples=a.samples, seed=a.seed, batch=a.batch))
+        scores = {task: {"score": cell.score, "ci": list(cell.ci), "n": cell.n} for (task, cell_length), cell in cells.items()
+                  if cell_length == length}
         training = read_json(checkpoint / "training.json")
         results[name] = {"length": length, "training_steps": training["steps"], "scores": scores,
                          **quality(name, scores)}

@@ -233,7 +233,8 @@ class Trainer:
         save(nnx.merge(self.graphdef, self.params), self.out)
 
     def run(self, *, until: int, save_every: int, log_every: int, progress: bool = True) -> None:
-        """Trains to step `until` (<= recipe.steps), logging and saving on the way; ends with a save."""
+        """Trains to step `until` (<= recipe.steps), logging every `log_every` steps and saving every
+        `save_every` steps and at `until`."""
         train_step = make_train_step(self.graphdef, self.tx)
         schedule = learning_rate(self.recipe)
         window = []
