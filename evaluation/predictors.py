@@ -73,7 +73,7 @@ class ModelPredictor:
         try:
             result = generate_greedy(
                 self.model, prompts, max_new_tokens=max_new, prefill_chunk=self.prefill_chunk,
-                eos_id=eos, impl=self.impl, mesh=self.mesh,
+                eos_id=eos, impl=self.impl, mesh=self.mesh, vocab_limit=self.tokenizer.vocab_size,
             )
         except NonFiniteLogitsError as e:
             ids = ", ".join(f"{s['task']}@{s['meta'].get('target_length', s['length'])}#{s['index']}" for s in samples)

@@ -114,10 +114,11 @@ class DecodeState(NamedTuple):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("graphdef", "impl", "max_new_tokens", "eos_id", "return_logits")
+    jax.jit, static_argnames=("graphdef", "impl", "max_new_tokens", "eos_id", "return_logits", "vocab_limit")
 )
-def run_decode_loop(graphdef, state, first_logits, caches, kv_start, nan, impl, max_new_tokens, eos_id, return_logits):
-    """Greedy loop from the prompt's last logits [B,V].
+def run_decode_loop(graphdef, state, first_logits, caches, kv_start, nan, impl, max_new_tokens, eos_id, return_logits,
+                    vocab_limit=None):
+    """Greedy loop from the prompt's last logits [B,V], choosing among ids below `vocab_limit` (all V if None).
 
     Returns (tokens [B,N] int32, n_new [B] int32, logits [B,N,V] f32 or None, nonfinite_per_layer [layers]).
     """
@@ -129,7 +130,7 @@ def run_decode_loop(graphdef, state, first_logits, caches, kv_start, nan, impl, 
         return (s.step < max_new_tokens) & ~jnp.all(s.done)
 
     def body(s: DecodeState) -> DecodeState:
-        token = jnp.argmax(s.logits, axis=-1).astype(jnp.int32)  # [B]
+        token = jnp.argmax(s.logits[:, :vocab_limit], axis=-1).astype(jnp.int32)  # [B]
         logits_buf = s.logits_buf.at[:, s.step].set(s.logits) if return_logits else s.logits_buf
         logits, caches, step_bad = model.forward_chunk(token[:, None], s.caches, kv_start=kv_start, impl=impl)
         return DecodeState(
@@ -187,8 +188,12 @@ def generate_greedy(
     impl: str | None = None,
     return_logits: bool = False,
     mesh: jax.sharding.Mesh | None = None,
+    vocab_limit: int | None = None,
 ) -> GenerationResult:
     """Greedy continuation of each prompt (token ids). Raises UserError for an empty or too-long prompt.
+
+    `vocab_limit` (the tokenizer's id count) keeps the choice among ids the tokenizer can decode, where the
+    model's vocab_size is padded past it (axlearn pads to a multiple of 128, say); None allows every id.
 
     With `mesh` (a mesh with a "data" axis whose size divides the batch), the batch axis of the tokens,
     kv_start and every cache is sharded over "data" and the parameters are replicated: data parallel.
@@ -247,7 +252,7 @@ def generate_greedy(
     decode, compile_decode_s = compiled(
         run_decode_loop,
         {"graphdef": graphdef, "impl": impl, "max_new_tokens": max_new_tokens, "eos_id": eos_id,
-         "return_logits": return_logits},
+         "return_logits": return_logits, "vocab_limit": vocab_limit},
         {"state": state, "first_logits": last_logits, "caches": caches, "kv_start": kv_start, "nan": nan},
     )
     t0 = time.perf_counter()

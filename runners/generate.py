@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     result = generate_greedy(
         model, [prompt], max_new_tokens=args.max_new_tokens, prefill_chunk=args.prefill_chunk,
         eos_id=stop_id(model.config, tokenizer), impl=args.impl, return_logits=args.dump_logits is not None,
+        vocab_limit=tokenizer.vocab_size,
     )
     print(tokenizer.decode(result.tokens[0]))
     n = len(result.tokens[0])

@@ -85,7 +85,7 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--recall-fraction", type=float, default=0.0,
                    help="share of rows that are dense key-value recall, after the recall phase")
     p.add_argument("--recall-steps", type=int, default=0,
-                   help="length of the first phase, in steps: recall rows only, at --recall-length tokens")
+                   help="length of the first phase, in steps: easy recall rows and repeat rows, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
     p.add_argument("--until", type=int, default=None,

@@ -4,10 +4,14 @@
                             recall_steps=1000, recall_fraction=0.3)
     batch = stream.batch(step)   # tokens [B, L] int32; answer/copy/recall/text masks [B, L - 1] bool
 
-Phases: the first `recall_steps` steps are recall rows only, at `recall_length` tokens (dense
-associative recall: `_recall_row`), the signal that makes content-matched retrieval form; after them,
-the mixture below, with `recall_fraction` of the rows still recall rows. The length curriculum starts
-when the recall phase ends.
+Phases: the first `recall_steps` steps are at `recall_length` tokens, half recall rows in their easy
+form (dense associative recall over 4-letter keys and 4-digit values: `_recall_row`) and half repeat
+rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`). Repeats
+teach copying by content match (induction) within a few hundred steps; the recall rows then build key
+matching on it: the two together are the signal that makes content-matched retrieval form, where
+recall rows alone sit at chance for 1,000+ steps. After the phase, the mixture below, with
+`recall_fraction` of the rows recall rows in all their forms. The length curriculum starts when the
+recall phase ends.
 
 Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context, with
 B = batch_tokens // L rows, so a step costs about the same at every length. Curriculum: the longest
@@ -56,6 +60,9 @@ ANSWER_ROOM = 48
 COPY_SPANS = 4
 COPY_SPAN_TOKENS = (16, 48)
 RECALL_LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
+REPEAT_SYMBOLS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8)
+REPEAT_SPAN_TOKENS = (8, 17)
+RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
 RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
@@ -64,7 +71,7 @@ RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the prov
 class Batch:
     """tokens [B, L] int32; answer_mask, copy_mask, recall_mask, text_mask [B, L - 1] bool mark the targets
     tokens[:, 1:] (column t: whether tokens[:, t + 1] is scored, and as what); names [B]: each row's task,
-    "text", "copy" or "recall"."""
+    "text", "copy", "repeat" (scored as copy) or "recall"."""
 
     tokens: np.ndarray
     answer_mask: np.ndarray
@@ -192,7 +199,29 @@ class TrainingStream:
             copy[len(self.bos) + dest + 1 : len(self.bos) + dest + span - 1] = True  # column t scores token t + 1
         return self.bos + text.tolist(), copy
 
-    def _recall_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+    def _repeat_row(self, length: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """(bos + s + "|" + spans of s in random order, for a random string s of letters and digits; copy
+        targets [len(tokens) - 1] bool).
+
+        Each span (REPEAT_SPAN_TOKENS long, from a random offset of s) is scored from its third token on:
+        its first two say which span it is, after which only a content match back into s predicts the
+        next token. A span's distance back to its source varies, so a fixed-offset copy does not do it.
+        """
+        sep = list(self.tokenizer.encode("|"))
+        half = (length - len(self.bos) - len(sep)) // 2
+        s = list(self.tokenizer.encode(bytes(rng.choice(REPEAT_SYMBOLS, half)).decode()))[:half]
+        ids = self.bos + s + sep
+        copy = []
+        while len(ids) < length:
+            span = min(int(rng.integers(*REPEAT_SPAN_TOKENS)), length - len(ids), len(s))
+            source = int(rng.integers(0, len(s) - span + 1))
+            ids += s[source:source + span]
+            copy += [False] * min(2, span) + [True] * (span - 2)
+        mask = np.zeros(len(ids) - 1, bool)
+        mask[len(ids) - 1 - len(copy):] = copy  # column t scores token t + 1
+        return ids, mask
+
+    def _recall_row(self, length: int, rng: np.random.Generator, easy: bool = False) -> tuple[list[int], np.ndarray]:
         """(tokens: bos + key-value pairs then queries for them, at most `length` of them; recall targets
         [len(tokens) - 1] bool): dense associative recall, every queried value scored.
 
@@ -200,16 +229,17 @@ class TrainingStream:
         of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and questions fit), RULER-shaped:
         NIAH needle sentences among noise lines, then NIAH questions each followed by its value.
         Keys are 2-4 random letters or wonderwords adjective-noun pairs (RULER's word keys); values are
-        RULER's 7-digit numbers, or 4-digit numbers, or (in needle rows) UUIDs.
+        RULER's 7-digit numbers, or 4-digit numbers, or (in needle rows) UUIDs. An `easy` row is compact,
+        with 4-letter keys and 4-digit values.
         """
-        needle_format = length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < 0.5
-        word_keys = rng.random() < 0.5
+        needle_format = not easy and length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < 0.5
+        word_keys = not easy and rng.random() < 0.5
         value_kind = "uuids" if needle_format and rng.random() < 0.2 else "numbers"
-        short_values = value_kind == "numbers" and rng.random() < 0.3
+        short_values = value_kind == "numbers" and (easy or rng.random() < 0.3)
         pairs: dict[str, str] = {}
         while len(pairs) < length // 8:  # more than fit; the layout below uses what fits
             key = (random_values("words", rng, 1)[0] if word_keys
-                   else bytes(rng.choice(RECALL_LETTERS, int(rng.integers(2, 5)))).decode())
+                   else bytes(rng.choice(RECALL_LETTERS, 4 if easy else int(rng.integers(2, 5)))).decode())
             value = random_values(value_kind, rng, 1)[0]
             pairs.setdefault(key, value[:4] if short_values else value)
         items = list(pairs.items())
@@ -257,12 +287,17 @@ class TrainingStream:
         recall_mask = np.zeros((rows, length - 1), bool)
         text_mask = np.zeros((rows, length - 1), bool)
         names = []
-        recall_fraction = 1.0 if step < self.recall_steps else self.recall_fraction
+        recall_phase = step < self.recall_steps
+        recall_fraction = 1.0 if recall_phase else self.recall_fraction
         for row in range(rows):
             rng = np.random.default_rng([TRAIN_SEED_TAG, self.seed, step, row])
             draw = rng.random()
-            if draw < recall_fraction:
-                ids, recall = self._recall_row(length, rng)
+            if recall_phase and draw < RECALL_PHASE_REPEAT_SHARE:
+                ids, copy = self._repeat_row(length, rng)
+                split, target, name = len(ids), None, "repeat"
+                copy_mask[row, : len(ids) - 1] = copy
+            elif draw < recall_fraction:
+                ids, recall = self._recall_row(length, rng, easy=recall_phase)
                 split, target, name = len(ids), None, "recall"
                 recall_mask[row, : len(ids) - 1] = recall
             elif draw < recall_fraction + self.text_fraction:

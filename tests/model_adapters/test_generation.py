@@ -61,3 +61,19 @@ def test_prompt_longer_than_max_context_is_a_user_error(model):
     too_long = [[1] * (model.config.max_context - 2)]
     with pytest.raises(UserError, match="max_context"):
         generate_greedy(model, too_long, max_new_tokens=3)
+
+
+def test_vocab_limit_keeps_greedy_choices_among_decodable_ids(model, batch_result):
+    """A model whose vocab is padded past its tokenizer never emits a padding id: each step takes the
+    argmax over the ids below the limit, even where a padding id scores higher."""
+    prompts, free = batch_result
+    limit = int(min(min(t) for t in free.tokens))  # every free choice lies at or above this id
+    assert limit > 0
+    result = generate_greedy(model, prompts, max_new_tokens=MAX_NEW, prefill_chunk=16, impl="reference",
+                             return_logits=True, vocab_limit=limit)
+    graphdef, state = nnx.split(model)
+    for prompt, new in zip(prompts, result.tokens):
+        assert max(new) < limit
+        logits = np.asarray(full_logits(graphdef, state, jnp.asarray([prompt + new[:-1]], jnp.int32))[0, len(prompt) - 1:])
+        assert new == np.argmax(logits[:, :limit], axis=-1).tolist()
+        assert any(np.argmax(logits, axis=-1) >= limit)  # the limit changed at least one choice

@@ -88,43 +88,68 @@ def test_rows_cover_the_non_qa_tasks_text_and_copies_with_correct_masks(stream):
 
 def recall_pairs(text: str) -> dict[str, str]:
     """The key -> value pairs a recall row stores, in either of its two formats."""
-    compact = dict(re.findall(r"(?:^|(?<=;))([a-z-]+):([0-9]+);", text))
+    compact = dict(re.findall(r"(?:^|(?<=;))([^?:;]+):([0-9]+);", text))
     needles = dict(re.findall(r"special magic \w+ for (\S+) is: (\S+)\.", text))
     return {**compact, **needles}
 
 
-def test_recall_phase_rows_score_exactly_the_recalled_values():
+def checked_recall_pairs(tok, ids, recall, text, min_queries=1) -> tuple[dict[str, str], str]:
+    """(the pairs a recall row stores, its format) after checking that the row scores exactly the recalled
+    values: every scored run is the value stored for the key queried just before it, all else is text."""
+    assert ids[0] == 256 and not np.any(recall & text) and recall.any()
+    used = int(np.flatnonzero(ids != 257)[-1]) + 1  # eos pads the row after its last query
+    assert np.all((recall | text)[: used - 1]) and not text[used - 1 :].any()
+    body = tok.decode(ids[1:used])
+    pairs = recall_pairs(body)
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], recall.astype(int), [0]])))
+    assert len(runs) // 2 >= min_queries
+    for start, end in zip(runs[::2], runs[1::2]):
+        before = tok.decode(ids[1 : start + 1])
+        key = re.search(r"(?:\?([^?:;]+):|for (\S+) mentioned in the provided text is )$", before)
+        key = key.group(1) or key.group(2)
+        assert tok.decode(ids[start + 1 : end + 1]) == pairs[key]
+    return pairs, ("needle" if "special magic" in body else "compact")
+
+
+def test_recall_phase_rows_are_easy_recall_and_repeats_scored_exactly():
     tok = ByteTokenizer()
     stream = TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048,
                             recall_steps=10, recall_length=256, recall_fraction=0.5)
-    formats = set()
-    for step in (0, 9):
+    kinds = []
+    for step in (0, 5, 9):
         batch = stream.batch(step)
-        assert batch.tokens.shape == (8, 256) and set(batch.names) == {"recall"}
-        assert not batch.answer_mask.any() and not batch.copy_mask.any()
+        assert batch.tokens.shape == (8, 256) and set(batch.names) <= {"recall", "repeat"}
+        assert not batch.answer_mask.any()
+        kinds += batch.names
         for row in range(8):
-            ids, recall, text = batch.tokens[row], batch.recall_mask[row], batch.text_mask[row]
-            assert ids[0] == 256 and not np.any(recall & text) and recall.any()
-            used = int(np.flatnonzero(ids != 257)[-1]) + 1  # eos pads the row after its last query
-            assert np.all((recall | text)[: used - 1]) and not text[used - 1 :].any()
-            body = tok.decode(ids[1:used])
-            pairs = recall_pairs(body)
-            # every scored run is the value stored for the key just queried before it
-            runs = np.flatnonzero(np.diff(np.concatenate([[0], recall.astype(int), [0]])))
-            assert len(runs) // 2 >= 2
-            for start, end in zip(runs[::2], runs[1::2]):
-                before = tok.decode(ids[1 : start + 1])
-                key = re.search(r"(?:\?([a-z-]+):|for (\S+) mentioned in the provided text is )$", before)
-                key = key.group(1) or key.group(2)
-                assert tok.decode(ids[start + 1 : end + 1]) == pairs[key]
-            formats.add("needle" if "special magic" in body else "compact")
-    assert formats == {"compact"}  # 256-token rows are too short for needle sentences and questions
+            ids, recall, text, copy = batch.tokens[row], batch.recall_mask[row], batch.text_mask[row], batch.copy_mask[row]
+            if batch.names[row] == "repeat":
+                first, second = tok.decode(ids[1:]).split("|")
+                assert re.fullmatch(r"[a-z0-9]+", first) and len(first) == (256 - 2) // 2 and len(second) == 256 - 2 - len(first)
+                assert not copy[: len(first) + 1].any() and not recall.any() and not np.any(copy & text)
+                runs = np.flatnonzero(np.diff(np.concatenate([[0], copy.astype(int), [0]])))
+                assert len(runs) // 2 >= 6  # spans of 8-16 tokens fill the second half
+                for start, end in zip(runs[::2], runs[1::2]):  # scored tokens start + 1 .. end, after two unscored
+                    assert tok.decode(ids[start - 1 : end + 1]) in first
+                continue
+            assert not copy.any()
+            pairs, form = checked_recall_pairs(tok, ids, recall, text, min_queries=4)
+            assert form == "compact"  # the easy form: 4-letter keys, 4-digit values
+            assert all(re.fullmatch(r"[a-z]{4}", k) and re.fullmatch(r"[0-9]{4}", v) for k, v in pairs.items())
+    assert 0.25 < kinds.count("repeat") / len(kinds) < 0.75
+
     late = [stream.batch(step) for step in range(10, STEPS)]
     names = [n for b in late for n in b.names]
-    assert 0.3 < names.count("recall") / len(names) < 0.7
-    needle_rows = [tok.decode(b.tokens[r]) for b in late for r, n in enumerate(b.names)
-                   if n == "recall" and b.tokens.shape[1] >= 512 and "special magic" in tok.decode(b.tokens[r])]
-    assert needle_rows and all("mentioned in the provided text is " in r for r in needle_rows)
+    assert 0.3 < names.count("recall") / len(names) < 0.7 and "repeat" not in names
+    forms, keys, values = set(), set(), set()
+    for b in late:
+        for row in np.flatnonzero(np.array(b.names) == "recall"):
+            pairs, form = checked_recall_pairs(tok, b.tokens[row], b.recall_mask[row], b.text_mask[row])
+            forms.add((form, b.tokens.shape[1] >= 512))
+            keys |= {"words" if "-" in k else "letters" for k in pairs}
+            values |= {"uuid" if "-" in v else len(v) for v in pairs.values()}
+    assert {("compact", True), ("needle", True)} <= forms and ("needle", False) not in forms  # needles need 512+ tokens
+    assert keys == {"words", "letters"} and values == {4, 7, "uuid"}
 
 
 def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
