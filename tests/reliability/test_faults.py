@@ -66,13 +66,14 @@ def test_oversized_user_task_is_refused_before_the_model_sees_it(ckpt, tmp_path)
 
 
 def _with_params(ckpt: Path, out: Path, value: float) -> Path:
-    """A copy of `ckpt` whose second block's MLP weights are all `value` (saved, so its manifest matches)."""
+    """A copy of `ckpt` whose second block's MLP down-projection has one weight set to `value` (saved, so
+    its manifest matches). With inf, that block's output holds +-inf in one channel and no NaN (the NaN
+    comes one block later, from the next norm), so only Inf detection names layer 1."""
     model, _ = load(ckpt)
     params = nnx.state(model, nnx.Param)
     pure = nnx.to_pure_dict(params)
-    mlp = pure["blocks"][1]["mlp"]
-    first = sorted(mlp)[0]
-    mlp[first]["kernel"] = jnp.full_like(mlp[first]["kernel"], value)
+    down = pure["blocks"][1]["mlp"]["down_proj"]
+    down["kernel"] = down["kernel"].at[0, 0].set(value)
     nnx.replace_by_pure_dict(params, pure)
     nnx.update(model, params)
     return save(model, out)
