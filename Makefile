@@ -17,13 +17,18 @@ LENGTHS ?=
 SAMPLES ?= 5
 SEED ?= 42
 RUN ?=
+# User task files (YAML or .py, space-separated), passed to prepare, eval-ruler and report as --task-file:
+#   make eval-ruler TASK_FILE=my_tasks.yaml TASKS=my_task     make prepare TASKS=list TASK_FILE=my_tasks.py
+# TASKS=list prints the task registry (TASK_FILE's tasks included) and exits.
+TASK_FILE ?=
+TASK_FILE_ARGS = $(foreach f,$(TASK_FILE),--task-file "$(f)")
 
 # Generate RULER samples only (no model): make prepare RUN=runs/data-only LENGTHS=4096 SAMPLES=10 TOKENIZER=byte
 TOKENIZER ?= byte
 prepare:
 	$(PY) -m runners.prepare --tasks "$(TASKS)" --lengths "$(or $(LENGTHS),4096)" --samples $(SAMPLES) \
 		--tokenizer "$(TOKENIZER)" --seed $(SEED) --out "$(or $(RUN),runs/prepared)" \
-		$(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
+		$(if $(TEMPLATE),--chat-template "$(TEMPLATE)") $(TASK_FILE_ARGS)
 
 # Evaluate a checkpoint: make eval-ruler CKPT=dir LENGTHS=4096,8192 TASKS=all SAMPLES=N RUN=runs/name
 # With no CKPT: the shipped SWA demo; with no LENGTHS: 1x, 2x, 4x the checkpoint's train_context;
@@ -35,7 +40,7 @@ TEMPLATE ?=
 eval-ruler:
 	$(PY) -m runners.eval_ruler $(if $(CKPT),--checkpoint "$(CKPT)") $(if $(LENGTHS),--lengths "$(LENGTHS)") --tasks "$(TASKS)" \
 		--samples $(SAMPLES) --seed $(SEED) $(if $(RUN),--run "$(RUN)") $(if $(BATCH),--batch $(BATCH)) \
-		$(if $(CHUNK),--prefill-chunk $(CHUNK)) $(if $(TEMPLATE),--chat-template "$(TEMPLATE)")
+		$(if $(CHUNK),--prefill-chunk $(CHUNK)) $(if $(TEMPLATE),--chat-template "$(TEMPLATE)") $(TASK_FILE_ARGS)
 
 # The three shipped demo models (checkpoints/: RAttention-64, SWA-64, full attention) at 1x-8x their
 # training length (1K-8K), 20 samples a cell, then one comparison report in runs/demo/report.
@@ -62,7 +67,7 @@ RUNS ?=
 OUT ?= runs/report
 THRESHOLD ?= 85.6
 report:
-	$(PY) -m reports.build $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD)
+	$(PY) -m runners.report $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD) $(TASK_FILE_ARGS)
 
 # Render OUT/report.html to OUT/report.png in headless Chromium, to look at the page as a reader will
 # (Debian: apt-get install chromium): make report-screenshot OUT=runs/report [SHOT_SIZE=1280,9000]
@@ -73,27 +78,31 @@ report-screenshot:
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=$(SHOT_SIZE) \
 		--screenshot="$(abspath $(OUT))/report.png" "file://$(abspath $(OUT))/report.html"
 
-# Benchmarks write JSON under bench/results/. BENCH_ARGS passes flags through, e.g. on a CPU:
-#   make bench-kernels BENCH_ARGS="--lengths 1024,4096 --heads 4 --skip-full"
-#   make bench-decode BENCH_ARGS=--small
+# Benchmarks write JSON under bench/results/. bench-prepare, -kernels, -decode and -eval never replace a
+# file there that git tracks (the published numbers): they refuse with one line before running, unless
+# BENCH_OVERWRITE=1; an untracked file is replaced. BENCH_ARGS passes flags through, e.g. on a CPU:
+#   make bench-kernels BENCH_ARGS="--lengths 1024,4096 --heads 4 --skip-full --out runs/bench"
+#   make bench-decode BENCH_ARGS="--small --out runs/bench/decode-small.json"
 BENCH_ARGS ?=
+BENCH_OVERWRITE ?=
+BENCH_FLAGS = $(BENCH_ARGS) $(if $(filter 1,$(BENCH_OVERWRITE)),--overwrite)
 bench: bench-prepare bench-kernels bench-decode bench-eval
 
 bench-prepare:
-	$(PY) -m runners.bench_prepare $(BENCH_ARGS)
+	$(PY) -m runners.bench_prepare $(BENCH_FLAGS)
 
 bench-kernels:
-	$(PY) -m runners.bench_kernels $(BENCH_ARGS)
+	$(PY) -m runners.bench_kernels $(BENCH_FLAGS)
 
 bench-decode:
-	$(PY) -m runners.bench_decode $(BENCH_ARGS)
+	$(PY) -m runners.bench_decode $(BENCH_FLAGS)
 
 bench-eval:
-	$(PY) -m runners.bench_eval $(BENCH_ARGS)
+	$(PY) -m runners.bench_eval $(BENCH_FLAGS)
 
 # The demo models against their quality bar (8 NIAH tasks at the training length, 20 samples, seed 42)
 bench-demo:
-	$(PY) -m runners.bench_demo $(BENCH_ARGS)
+	$(PY) -m runners.bench_demo $(BENCH_FLAGS)
 
 # Mutation testing (mutmut; slow, not part of CI) of the modules whose bugs change numbers, each in a
 # scratch copy (build/mutate): writes bench/results/mutation.json. MUTATE picks modules, e.g.

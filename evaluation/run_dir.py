@@ -7,6 +7,8 @@
     RUN/pred/<task>/<length>.jsonl              one PredictionRecord per line, appended per sample
     RUN/pred/<task>/<length>.<process>.jsonl    one shard per process when several processes share a run
     RUN/summary.csv                             SUMMARY_COLUMNS (the same schema as a report's summary.csv)
+    RUN/summary_table.csv, RUN/results.json     RULER's table (tasks x lengths, Avg.) and every summary number
+                                                with its CI and provenance (built by reports.results)
 
 Writers hold the lock (`RunDir.locked`), so two processes never append to one run. A prediction line is
 written with one os.write on an O_APPEND descriptor and fsynced; a failed write is cut back, so a shard
@@ -392,3 +394,10 @@ class RunDir:
         path = self.path / "summary.csv"
         atomic_write_text(path, summary_csv([(self.label, t, n, c) for (t, n), c in sorted(cells.items())]))
         return path
+
+    def write_results(self, table_csv: str, results: dict) -> list[Path]:
+        """RUN/summary_table.csv (`table_csv` as given) and RUN/results.json (`results`), each atomically."""
+        table, results_json = self.path / "summary_table.csv", self.path / "results.json"
+        atomic_write_text(table, table_csv)
+        atomic_write_json(results_json, results)
+        return [table, results_json]

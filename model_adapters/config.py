@@ -174,5 +174,5 @@ def load_config(ckpt_dir: str | Path) -> ModelConfig:
     """Reads and validates `<ckpt_dir>/config.json`."""
     path = Path(ckpt_dir) / "config.json"
     if not path.is_file():
-        raise UserError(f"{ckpt_dir}: no config.json; this is not a checkpoint directory (make one with python -m model_adapters.init)")
+        raise UserError(f"{ckpt_dir}: no config.json; this is not a checkpoint directory (make one with python -m runners.init)")
     return config_from_dict(read_json(path), source=str(path))

@@ -1,4 +1,4 @@
-"""Named architectures for `python -m model_adapters.init --preset NAME`.
+"""Named architectures for `python -m runners.init --preset NAME`.
 
 The tiny-* presets are sized so that the tests run in seconds on one CPU core; they share everything
 but the layer pattern so that their outputs compare kind against kind. bench-* presets are for

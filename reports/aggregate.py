@@ -1,17 +1,18 @@
 """RULER's summary numbers from scored cells: per-length average, wAvg (inc/dec), effective length.
 
 - Average at a length: the unweighted mean of the task scores there (each already rounded to 2
-  decimals, as RULER's table does), rounded to 2 decimals. Its CI comes from averaging the tasks'
-  bootstrap replicates (tasks resampled independently).
+  decimals, as RULER's table does), with RULER's arithmetic (`scoring.ruler_mean`: a sequential sum
+  divided by the count, rounded to 2 decimals). Its CI comes from averaging the tasks' bootstrap
+  replicates (tasks resampled independently).
 - wAvg: only when all of RULER's lengths 4K..128K were run; weights 1..6 (inc, favours long contexts) or
   6..1 (dec), divided by 21.
-- Effective length: the longest tested length up to which the average stays above the threshold
-  (every tested length <= it exceeds it; RULER: 85.6, the Llama-2-7B score at 4K); None when the
-  shortest length already fails. A pass after a failure (noise at few samples) does not extend it.
+- Effective length: the longest tested length up to which the per-length average stays above the
+  threshold (every tested length <= it exceeds it; RULER: 85.6, the Llama-2-7B score at 4K); None when
+  the shortest length already fails. A pass after a failure (noise at few samples) does not extend it.
   RULER calibrated that threshold on the average over its 13 tasks (RULER_TASK_COUNT); an average over
   fewer tasks is not comparable with it, and the report flags it.
 - "Avg." (RULER's last column): the mean over lengths of the per-length averages (of one task, or of
-  all tasks), rounded to 2 decimals; its CI averages the bootstrap replicates the same way.
+  all tasks), with RULER's arithmetic; its CI averages the bootstrap replicates the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-from reports.scoring import Cell, percentile_ci
+from reports.scoring import Cell, percentile_ci, ruler_mean
 
 RULER_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 RULER_THRESHOLD = 85.6
@@ -60,8 +61,7 @@ def length_averages(
     for length, group in _by_length(cells, tasks, lengths).items():
         boot_B = np.mean([c.boot for c in group], axis=0)
         low, high = percentile_ci(boot_B)
-        score = round(float(np.mean([c.score for c in group])), 2)
-        averages[length] = LengthAverage(length, score, low, high, len(group))
+        averages[length] = LengthAverage(length, ruler_mean([c.score for c in group]), low, high, len(group))
     return averages
 
 
@@ -89,10 +89,10 @@ def lengths_mean(
     by_length = _by_length(cells, tasks, lengths)
     if not by_length:
         return None
-    per_length = [round(float(np.mean([c.score for c in group])), 2) for group in by_length.values()]
+    per_length = [ruler_mean([c.score for c in group]) for group in by_length.values()]
     low, high = percentile_ci(_mean_replicates(by_length))
     n = sum(c.n for group in by_length.values() for c in group)
-    return LengthsMean(round(float(np.mean(per_length)), 2), low, high, n, len(by_length))
+    return LengthsMean(ruler_mean(per_length), low, high, n, len(by_length))
 
 
 def _mean_replicates(by_length: dict[int, list[Cell]]) -> np.ndarray:
@@ -123,15 +123,22 @@ def delta(
 
 
 def weighted_averages(scores: dict[int, float]) -> tuple[float, float] | None:
-    """(wAvg inc, wAvg dec) over RULER's six lengths, or None unless all six are in `scores`."""
+    """(wAvg inc, wAvg dec) over RULER's six lengths, or None unless all six are in `scores`: weights
+    1..6 (inc) or 6..1 (dec) by length index, sequential sums divided by the weights' sum, 2 decimals."""
     if not all(length in scores for length in RULER_LENGTHS):
         return None
-    values = np.array([scores[length] for length in RULER_LENGTHS])
-    weights = np.arange(1, len(RULER_LENGTHS) + 1, dtype=np.float64)
-    return (
-        round(float(values @ weights / weights.sum()), 2),
-        round(float(values @ weights[::-1] / weights.sum()), 2),
-    )
+    values = [scores[length] for length in RULER_LENGTHS]
+    weights = range(1, len(RULER_LENGTHS) + 1)
+
+    def weighted(ws) -> float:
+        return round(sum(w * v for w, v in zip(ws, values)) / sum(weights), 2)
+
+    return weighted(weights), weighted(reversed(weights))
+
+
+def effective_length_definition(threshold: float) -> str:
+    """What `effective_length` computes, in words (the report's and results.json's text)."""
+    return f"the longest tested length up to which the per-length average stays above {threshold:g}"
 
 
 def effective_length(scores: dict[int, float], threshold: float = RULER_THRESHOLD) -> int | None:
@@ -163,6 +170,17 @@ class RunSummary:
     @property
     def lengths(self) -> list[int]:
         return sorted({length for _, length in self.cells})
+
+    @property
+    def fewest_tasks(self) -> int:
+        """The fewest tasks behind a per-length average (RULER's table has RULER_TASK_COUNT everywhere)."""
+        return min(a.n_tasks for a in self.averages.values())
+
+    def task_mean(self, task: str) -> LengthsMean | None:
+        """The task's "Avg." (its mean over lengths), or None unless it ran at every length of the run."""
+        if not all((task, length) in self.cells for length in self.lengths):
+            return None
+        return lengths_mean(self.cells, [task])
 
 
 def summarize(

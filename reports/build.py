@@ -1,15 +1,14 @@
-"""python -m reports.build RUN [RUN ...] --out DIR: length-generalization report from run directories.
+"""The length-generalization report from run directories (`build_report`; its CLI is runners.report).
 
-Writes into DIR: summary.csv, summary.md, report.html (self-contained) and the figures summary.md
+Writes into OUT: summary.csv, summary.md, report.html (self-contained) and the figures summary.md
 links, each as PNG, PDF and SVG (average_vs_length, tasks_vs_length, heatmap_<run>, depth_<run>,
-cost_vs_length). Every file is written atomically. Each task's metric comes from the task registry, so
-a user's task (registered through RULER_TASKS or --task-file) is scored with no change here.
-`--label NAME=RUN` names a run in legends and tables. Reads files only; never imports JAX.
+cost_vs_length). Every file is written atomically. Each task's metric comes from the task registry
+(`registry_metrics`), so a user's task (registered through RULER_TASKS or a task file) is scored with
+no change here. Reads files only; never imports JAX.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -23,7 +22,6 @@ from reports.scoring import score_run
 from reports.tables import summary_csv
 from common.errors import UserError
 from common.files import atomic_write_bytes, atomic_write_text
-from common.cli import user_errors_exit_2
 
 
 def registry_metrics(tasks_files: Sequence[str | Path]) -> Callable[[str], str]:
@@ -114,68 +112,3 @@ def _run_names(paths: list[Path], labels: Mapping[str, str]) -> list[str]:
         if name in names[:i]:
             raise UserError(f"--label: two runs are named {name!r}; give each run its own name")
     return names
-
-
-def _label(value: str) -> tuple[str, str]:
-    name, sep, run = value.partition("=")
-    if not sep or not name.strip() or not run:
-        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=RUN (e.g. 'RAttention 512=runs/rattn')")
-    return run, name.strip()
-
-
-def _threshold(value: str) -> float:
-    try:
-        t = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 85.6)") from None
-    if not 0.0 <= t <= 100.0:
-        raise argparse.ArgumentTypeError(f"{t:g} is outside 0..100 (scores are percentages)")
-    return t
-
-
-def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive token count (e.g. 4096)")
-    return int(value)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with pred/<task>/<length>.jsonl)")
-    parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--threshold", type=_threshold, default=RULER_THRESHOLD, help="effective-length threshold")
-    parser.add_argument("--train-length", type=_positive_int, help="training length to mark (overrides run.json)")
-    parser.add_argument("--task-file", action="append", default=[], help="extra task file(s) for the registry")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--label", type=_label, action="append", default=[], metavar="NAME=RUN",
-                        help="name RUN as NAME in legends and tables (repeatable)")
-    return parser.parse_intermixed_args(argv)
-
-
-def _labels(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for run, name in pairs:
-        if run in labels and labels[run] != name:
-            raise UserError(f"--label: {run} is labelled twice ({labels[run]!r} and {name!r}); keep one")
-        labels[run] = name
-    return labels
-
-
-@user_errors_exit_2
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    written = build_report(
-        args.runs,
-        args.out,
-        registry_metrics(args.task_file),
-        threshold=args.threshold,
-        train_length=args.train_length,
-        seed=args.seed,
-        labels=_labels(args.label),
-    )
-    print(f"wrote {len(written)} files to {args.out} (open {Path(args.out) / 'report.html'})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

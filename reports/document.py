@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from reports.aggregate import RULER_TASK_COUNT, Comparison, RunSummary
+from reports.aggregate import RULER_TASK_COUNT, Comparison, RunSummary, effective_length_definition
 from reports.depths import DepthGrid
 from reports.plots import average_curve, cost_figure, depth_heatmap, figure_files, task_curves, task_heatmap
 from reports.provenance import RULER_HAYSTACK_FILE, Provenance
@@ -86,9 +86,9 @@ def _reading(threshold: float, provenances: list[Provenance]) -> list[Block]:
         Paragraph(
             "Scores are RULER's (0-100) with 95% percentile-bootstrap CIs over samples. The average at a length "
             "is the unweighted mean of the task scores there; Avg. is the mean over lengths; the effective "
-            f"length is the longest length up to which the average stays above {threshold:g} (every tested "
-            f"length up to it exceeds it). RULER calibrated {threshold:g} on the average over its "
-            f"{RULER_TASK_COUNT} tasks: an average over fewer is marked {FEW_TASKS_MARK}."
+            f"length is {effective_length_definition(threshold)} (every tested length up to it exceeds it). "
+            f"RULER calibrated {threshold:g} on the average over its {RULER_TASK_COUNT} tasks: an average over "
+            f"fewer is marked {FEW_TASKS_MARK}."
         )
     ]
     if not all(p.is_rulers_haystack for p in provenances):

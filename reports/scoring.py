@@ -1,19 +1,19 @@
 """Scores per (task, length) with RULER's metric for the task and a seeded bootstrap 95% CI.
 
-A cell's score is RULER's, with RULER's arithmetic (scripts/eval/synthetic/constants.py):
+A cell's score is RULER's, with RULER's arithmetic (scripts/eval/synthetic/constants.py), `ruler_mean`:
 `round(sum(scores) / len(scores) * 100, 2)`, a sequential float sum, so that exact .xx5 ties round as
-RULER's do (numpy's pairwise mean can land on the other side). Its CI is the percentile bootstrap
-over samples (B resamples of the n samples with replacement). The generator for a cell is seeded
-from (seed, task, length), so a cell's CI does not depend on which other cells or runs are in the
-report. The bootstrap replicates are kept so that per-length averages get a CI too (each
-task resampled independently, then averaged across tasks).
+RULER's do (numpy's pairwise mean can land on the other side); averages of scores use the same rule.
+Its CI is the percentile bootstrap over samples (B resamples of the n samples with replacement). The
+generator for a cell is seeded from (seed, task, length), so a cell's CI does not depend on which other
+cells or runs are in the report. The bootstrap replicates are kept so that per-length averages get a
+CI too (each task resampled independently, then averaged across tasks).
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -43,12 +43,17 @@ class Cell:
 
     @property
     def score(self) -> float:
-        scores = self.samples.tolist()
-        return round(sum(scores) / len(scores) * 100, 2)
+        return ruler_mean(self.samples.tolist(), scale=100.0)
 
     @property
     def ci(self) -> tuple[float, float]:
         return percentile_ci(self.boot)
+
+
+def ruler_mean(values: Sequence[float], scale: float = 1.0) -> float:
+    """RULER's arithmetic: `round(sum(values) / len(values) * scale, 2)` with a sequential float sum, so
+    an exact .xx5 tie rounds as RULER's does (numpy's pairwise mean can land on the other side)."""
+    return round(sum(values) / len(values) * scale, 2)
 
 
 def percentile_ci(boot: np.ndarray) -> tuple[float, float]:

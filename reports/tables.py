@@ -1,4 +1,4 @@
-"""The report's tables as plain data (rendered by render.py) and summary.csv.
+"""The report's tables as plain data (rendered by render.py), summary.csv and a run's summary_table.csv.
 
 Lengths print as RULER's paper does (4096 -> "4K"); the run's training length is marked "(train)".
 Tables have RULER's shape: tasks x lengths, then "Avg." (the mean over lengths); the average row and
@@ -8,10 +8,19 @@ Scores with a CI print as "75.00 [70.10, 80.20]"; differences from the first run
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 
 from evaluation.run_dir import summary_csv as summary_rows_csv
-from reports.aggregate import RULER_TASK_COUNT, Comparison, RunSummary, delta, lengths_mean
+from reports.aggregate import (
+    RULER_TASK_COUNT,
+    Comparison,
+    RunSummary,
+    delta,
+    effective_length_definition,
+    lengths_mean,
+)
 from reports.provenance import Provenance
 
 MISSING = "-"
@@ -41,8 +50,8 @@ def _length_header(length: int, train_length: int | None) -> str:
     return length_label(length) + (" (train)" if length == train_length else "")
 
 
-def _score(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.2f}"
+def _score(value: float | None, missing: str = MISSING) -> str:
+    return missing if value is None else f"{value:.2f}"
 
 
 def _with_ci(score: float, low: float, high: float, signed: bool = False) -> str:
@@ -54,19 +63,24 @@ def _flag(n_tasks: int) -> str:
     return FEW_TASKS_MARK if n_tasks < RULER_TASK_COUNT else ""
 
 
-def few_tasks_note(n_tasks: int, threshold: float) -> str:
-    """The footnote for FEW_TASKS_MARK: why an average over fewer than 13 tasks is not RULER's."""
+def few_tasks_text(n_tasks: int, threshold: float) -> str:
+    """Why an average over fewer than RULER's 13 tasks is not comparable with RULER's numbers."""
     return (
-        f"{FEW_TASKS_MARK} average over {n_tasks} of RULER's {RULER_TASK_COUNT} tasks: the threshold "
-        f"({threshold:g}) was calibrated on the average over all {RULER_TASK_COUNT}, so this average and the "
-        f"effective length taken from it are not comparable with RULER's published numbers"
+        f"average over {n_tasks} of RULER's {RULER_TASK_COUNT} tasks: the threshold ({threshold:g}) was "
+        f"calibrated on the average over all {RULER_TASK_COUNT}, so this average and the effective length "
+        f"taken from it are not comparable with RULER's published numbers"
     )
+
+
+def few_tasks_note(n_tasks: int, threshold: float) -> str:
+    """The footnote for FEW_TASKS_MARK."""
+    return f"{FEW_TASKS_MARK} {few_tasks_text(n_tasks, threshold)}"
 
 
 def effective_length_text(effective: int | None, lengths: list[int], threshold: float) -> str:
     """What `aggregate.effective_length` computes, in words, and its value."""
     value = f"below {length_label(lengths[0])}" if effective is None else length_label(effective)
-    return f"effective length (longest length up to which the average stays above {threshold:g}): {value}"
+    return f"effective length ({effective_length_definition(threshold)}): {value}"
 
 
 def _n_text(counts: list[int]) -> str:
@@ -83,7 +97,7 @@ def run_table(run: RunSummary) -> Table:
     rows = []
     for task in run.tasks:
         here = [n for n in lengths if (task, n) in run.cells]
-        mean = lengths_mean(run.cells, [task]) if len(here) == len(lengths) else None
+        mean = run.task_mean(task)
         rows.append((
             task,
             _n_text([run.cells[task, n].n for n in here]),
@@ -109,7 +123,7 @@ def run_facts(run: RunSummary, provenance: Provenance, threshold: float) -> list
     """One-line facts under a run's heading: model, training length, haystack, effective length, wAvg,
     Avg., and the notes a reader needs (missing cells, fewer than RULER's 13 tasks)."""
     train = MISSING if run.train_length is None else length_label(run.train_length)
-    fewest = min(a.n_tasks for a in run.averages.values())
+    fewest = run.fewest_tasks
     facts = [
         f"model: {run.model or MISSING}",
         f"training length: {train}",
@@ -204,8 +218,25 @@ def summary_csv(runs: list[RunSummary]) -> str:
     for run in runs:
         for task in run.tasks:
             rows += [(run.label, task, n, run.cells[task, n]) for n in run.lengths if (task, n) in run.cells]
-            if all((task, n) in run.cells for n in run.lengths):
-                rows.append((run.label, task, AVG, lengths_mean(run.cells, [task])))
+            if (mean := run.task_mean(task)) is not None:
+                rows.append((run.label, task, AVG, mean))
         rows += [(run.label, AVG, n, lengths_mean(run.cells, lengths=[n])) for n in run.lengths]
         rows.append((run.label, AVG, AVG, lengths_mean(run.cells)))
     return summary_rows_csv(rows)
+
+
+def summary_table_csv(run: RunSummary) -> str:
+    """RULER's table of one run: a row per task, a column per length (header: tokens), then "Avg." (the
+    task's mean over lengths, "" unless it ran at every length); the last row, "Avg.", holds the average
+    over the tasks at each length and its mean over lengths. Scores in percent, 2 decimals; "" where a
+    task did not run at a length."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("task", *run.lengths, AVG))
+    for task in run.tasks:
+        scores = [run.cells[task, n].score if (task, n) in run.cells else None for n in run.lengths]
+        mean = run.task_mean(task)
+        writer.writerow((task, *(_score(s, "") for s in scores), _score(mean.score if mean else None, "")))
+    overall = lengths_mean(run.cells)
+    writer.writerow((AVG, *(_score(run.averages[n].score) for n in run.lengths), _score(overall.score)))
+    return buf.getvalue()

@@ -3,7 +3,8 @@
 For a preset with random weights, at each context L: prefill L random tokens in chunks of C (tokens/s per
 chunk size), then time a jitted greedy decode loop of --decode-steps tokens (ms/token), and record the
 bytes of carried state per layer of each kind. Local layers' bytes must not depend on L (checked: exit 1
-if they do). Writes bench/results/decode.json. `--small` runs a CPU-sized version in a couple of minutes.
+if they do). Writes bench/results/decode.json (a file git tracks only with --overwrite). `--small` runs a
+CPU-sized version in a couple of minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from model_adapters.model import RAttentionLM
 from model_adapters.presets import preset_config
 from common.files import atomic_write_json
 from common.cli import parse_lengths, user_errors_exit_2
+from runners.bench_out import add_overwrite_flag, result_path
 
 SMALL = dict(preset="bench-mid", contexts="512,2048", chunks="256,512", decode_steps=8)
 FULL = dict(preset="bench-1b", contexts="4096,16384,65536,131072", chunks="2048,8192", decode_steps=64)
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impl", choices=kernels.MODEL_IMPLS, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/decode.json")
+    add_overwrite_flag(parser)
     args = parser.parse_args(argv)
+    out = result_path(args.out, args.overwrite)
     defaults = SMALL if args.small else FULL
     preset = args.preset or defaults["preset"]
     contexts = parse_lengths(args.contexts or defaults["contexts"])
@@ -126,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(jax.devices()[0]), "backend": jax.default_backend(), "jax": jax.__version__,
         "rows": rows, "local_state_bytes_flat_across_contexts": flat, "peak_memory_bytes": peak_memory_bytes(),
     }
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}; local-layer state flat across contexts: {flat}")
+    atomic_write_json(out, result)
+    print(f"wrote {out}; local-layer state flat across contexts: {flat}")
     return 0 if flat else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common.cli import split_list, user_errors_exit_2
 from common.files import atomic_write_json, read_json
+from runners.bench_out import add_overwrite_flag, result_path
 from runners.eval_ruler import EvalConfig, run_eval
 
 NIAH_TASKS = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
@@ -43,7 +44,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--runs", default="bench/runs/demo-quality", help="run directories (resumable)")
     p.add_argument("--out", default="bench/results/demo-quality.json")
+    add_overwrite_flag(p)
     a = p.parse_args(argv)
+    out = result_path(a.out, a.overwrite)
     results = {}
     for name in split_list(a.models):
         checkpoint = Path("checkpoints") / name
@@ -56,12 +59,12 @@ def main(argv=None) -> int:
         training = read_json(checkpoint / "training.json")
         results[name] = {"length": length, "training_steps": training["steps"], "scores": scores,
                          **quality(name, scores)}
-    atomic_write_json(a.out, {"samples": a.samples, "seed": a.seed, "machine": platform.platform(), "models": results})
+    atomic_write_json(out, {"samples": a.samples, "seed": a.seed, "machine": platform.platform(), "models": results})
     print(f"{'model':<16} {'niah_single_1':>13} {'NIAH mean':>9}  bar")
     for name, r in results.items():
         print(f"{name:<16} {r['scores']['niah_single_1']['score']:>13.1f} {r['niah_mean']:>9.1f}  "
               f"{'met' if r['meets_bar'] else 'NOT met'} ({', '.join(k for k, ok in r['checks'].items() if not ok) or 'all checks pass'})")
-    print(f"wrote {a.out}")
+    print(f"wrote {out}")
     return 0
 
 

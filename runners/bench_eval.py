@@ -3,7 +3,7 @@
 Initializes a random checkpoint of --preset (default tiny-rattention, so it runs on a CPU in minutes),
 evaluates --tasks at --lengths with --samples samples into a fresh temporary run, and records per length
 what the run's run.json reports: steady-state samples/s, prefill tokens/s and decode ms/token, the
-compilation seconds apart, and peak memory.
+compilation seconds apart, and peak memory. A file git tracks is replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from common.cli import parse_lengths, user_errors_exit_2
 from common.files import atomic_write_json, read_json
-from model_adapters.init import init_checkpoint
+from runners.bench_out import add_overwrite_flag, result_path
 from runners.eval_ruler import EvalConfig, run_eval
+from runners.init import init_checkpoint
 
 
 @user_errors_exit_2
@@ -29,7 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--prefill-chunk", type=int, default=1024)
     p.add_argument("--out", default="bench/results/eval.json")
+    add_overwrite_flag(p)
     a = p.parse_args(argv)
+    out = result_path(a.out, a.overwrite)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = init_checkpoint(a.preset, str(Path(tmp) / a.preset), seed=0)
         run = Path(tmp) / "run"
@@ -41,12 +44,12 @@ def main(argv=None) -> int:
         "device": info["device"], "versions": info["versions"], "machine": platform.platform(),
         "wall_s": info["wall_s"], "per_length": info["per_length"],
     }
-    atomic_write_json(a.out, result)
+    atomic_write_json(out, result)
     print(f"{'length':>8} {'samples/s':>10} {'prefill tok/s':>14} {'decode ms/tok':>14} {'compile s':>10} {'peak MiB':>9}")
     for length, row in info["per_length"].items():
         print(f"{length:>8} {row['samples_per_s']:>10} {row['prefill_tokens_per_s']:>14} {row['decode_ms_per_token']:>14} "
               f"{row['compile_s']:>10} {row['peak_memory_bytes'] / 2**20:>9.0f}")
-    print(f"wrote {a.out}")
+    print(f"wrote {out}")
     return 0
 
 

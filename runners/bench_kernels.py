@@ -2,9 +2,10 @@
 
     python -m runners.bench_kernels [--lengths 4096,16384,65536] [--impls xla,pallas] [--out bench/results]
 
-B=1, 16 heads, D=128, window 512, bf16 by default. Writes bench/results/kernels-<backend>.json and prints
-ms and TFLOP/s per (op, impl, T). FLOPs counted as the useful work: SWA 4*B*H*T*(W+1)*D, full causal
-2*B*H*T*T*D, RLA 4*B*H*T*(2D)*D (state update + readout), decode per token (O(W*D + D*D) per head).
+B=1, 16 heads, D=128, window 512, bf16 by default. Writes bench/results/kernels-<backend>.json (a file
+git tracks only with --overwrite) and prints ms and TFLOP/s per (op, impl, T). FLOPs counted as the
+useful work: SWA 4*B*H*T*(W+1)*D, full causal 2*B*H*T*T*D, RLA 4*B*H*T*(2D)*D (state update +
+readout), decode per token (O(W*D + D*D) per head).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import kernels
 from common.errors import UserError
 from common.files import atomic_write_json
 from common.cli import parse_lengths, split_list, user_errors_exit_2
+from runners.bench_out import add_overwrite_flag, result_path
 
 
 def _time_ms(fn, *args, repeats: int) -> float:
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-full", action="store_true", help="skip full causal attention (slow on CPU)")
-    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--out", default="bench/results", help="folder of kernels-<backend>.json")
+    add_overwrite_flag(parser)
     args = parser.parse_args(argv)
     lengths = parse_lengths(args.lengths)
     impls = split_list(args.impls)
@@ -83,6 +86,7 @@ def main(argv=None) -> int:
         if impl not in kernels.IMPLS:
             raise UserError(f"--impls: {impl!r} is not one of {', '.join(kernels.IMPLS)}")
     backend = jax.default_backend()
+    path = result_path(f"{args.out}/kernels-{backend}.json", args.overwrite)
     dtype = jnp.dtype(args.dtype)
     rows = []
     print(f"backend={backend} device={jax.devices()[0].device_kind} H={args.heads} D={args.dim} W={args.window} {args.dtype}")
@@ -107,11 +111,10 @@ def main(argv=None) -> int:
         backend=backend, device=jax.devices()[0].device_kind, jax=jax.__version__, heads=args.heads,
         dim=args.dim, window=args.window, dtype=args.dtype, rows=rows,
     )
-    path = f"{args.out}/kernels-{backend}.json"
     atomic_write_json(path, result)
     print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,8 +1,8 @@
 """Benchmark sample generation: seconds per task and length, byte and BPE tokenizers (make bench-prepare).
 
-Writes bench/results/prepare.json and prints samples/s and min/mean fill (length / target) per row.
-The BPE tokenizer is a byte-level BPE tokenizer.json trained here on the shipped corpus (8K vocabulary),
-so the benchmark needs no download.
+Writes bench/results/prepare.json (a file git tracks only with --overwrite) and prints samples/s and
+min/mean fill (length / target) per row. The BPE tokenizer is a byte-level BPE tokenizer.json trained
+here on the shipped corpus (8K vocabulary), so the benchmark needs no download.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ruler_tasks.corpus import DEFAULT_CORPUS
 from common.files import atomic_write_json
 from ruler_tasks.registry import load_registry
 from common.cli import parse_lengths, split_list, user_errors_exit_2
+from runners.bench_out import add_overwrite_flag, result_path
 from runners.prepare import file_rng
 
 
@@ -44,7 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--lengths", default="1024,4096,16384,65536,131072")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--out", default="bench/results/prepare.json")
+    add_overwrite_flag(p)
     args = p.parse_args(argv)
+    out = result_path(args.out, args.overwrite)
     registry = load_registry()
     names = registry.names() if args.tasks == "all" else split_list(args.tasks)
     tasks = [t for t in (registry.get(n) for n in names) if not t.needs_data]
@@ -68,8 +71,8 @@ def main(argv=None) -> int:
                     rows.append(row)
                     print(f"{tok_name:6s} {length:>7d} {task.name:16s} {row['samples_per_s']:8.2f} samples/s "
                           f"fill min {row['min_fill']:.3f} mean {row['mean_fill']:.3f}", flush=True)
-    atomic_write_json(args.out, {"machine": platform.platform(), "python": platform.python_version(), "rows": rows})
-    print(f"wrote {args.out}")
+    atomic_write_json(out, {"machine": platform.platform(), "python": platform.python_version(), "rows": rows})
+    print(f"wrote {out}")
     return 0
 
 

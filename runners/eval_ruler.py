@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on RULER at several lengths: make eval-ruler / python -m runners.eval_ruler.
 
     python -m runners.eval_ruler --checkpoint DIR --lengths 4096,8192 --tasks all --samples 10 --run RUN
+    python -m runners.eval_ruler --tasks list [--task-file F]    # print the task registry and exit
 
 With no --checkpoint it evaluates the shipped SWA demo (checkpoints/swa-w64, the one demo model that
 retrieves; README "Demo models"); with no --lengths, at 1x, 2x and 4x the checkpoint's train_context
@@ -39,7 +40,7 @@ from evaluation.evaluator import Cell, Evaluator, check_lengths
 from evaluation.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
 from model_adapters.config import load_config
-from runners.prepare import OPTION_ENV, prepare_data, select_tasks
+from runners.prepare import OPTION_ENV, TASKS_HELP, list_tasks_if_asked, prepare_data, select_tasks
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "swa-w64"
 DEFAULT_LENGTH_MULTIPLES = (1, 2, 4)
@@ -88,7 +89,7 @@ def parse_args(argv=None) -> EvalConfig:
                    help="checkpoint directory (config.json + tokenizer + params/); default: the shipped RAttention demo")
     p.add_argument("--lengths", default=None,
                    help="target lengths in tokens, commas or spaces (default: 1x,2x,4x the checkpoint's train_context)")
-    p.add_argument("--tasks", default="all", help="'all' or task names, commas or spaces")
+    p.add_argument("--tasks", default="all", help=TASKS_HELP)
     p.add_argument("--samples", type=int, default=10, help="samples per task and length")
     p.add_argument("--run", default=None, help="run directory (default runs/<checkpoint name>-seed<seed>-<chat template>)")
     p.add_argument("--seed", type=int, default=42)
@@ -158,13 +159,13 @@ class Throughput:
         return f"{self.prompt_tokens / self.prefill_s:.0f} prefill tok/s" if self.prefill_s > 0 else ""
 
 
-def score_run_dir(run: Path, task_files) -> dict:
-    """The scored cells {(task, length): reports.scoring.Cell} of every prediction shard in `run`."""
+def score_run_dir(run: RunDir, task_files) -> dict:
+    """Scores every prediction shard of `run`, writes RUN/summary.csv, summary_table.csv and results.json,
+    and returns the scored cells {(task, length): reports.scoring.Cell}."""
     from reports.build import registry_metrics
-    from reports.runs import load_run
-    from reports.scoring import score_run
+    from reports.results import write_run_results
 
-    return score_run(load_run(run), registry_metrics(task_files))
+    return write_run_results(run, registry_metrics(task_files))
 
 
 def score_table(cells: dict) -> str:
@@ -278,8 +279,6 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
             multihost_utils.sync_global_devices("rattn-ruler eval: all prediction shards written")
         if process != 0:
             return {}
-        scored = score_run_dir(cfg.run, cfg.task_files)
-        run.write_summary(scored)
         run.record_invocation({
             "started": started,
             "argv": sys.argv[1:],
@@ -291,11 +290,14 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
             "peak_memory_bytes": max(peaks.values()),
             "wall_s": round(time.perf_counter() - start, 3),
         }, peaks)
+        scored = score_run_dir(run, cfg.task_files)
     return scored
 
 
 @user_errors_exit_2
 def main(argv=None) -> int:
+    if list_tasks_if_asked(argv):
+        return 0
     cfg = parse_args(argv)
     cells = run_eval(cfg)
     if cells:

@@ -1,6 +1,7 @@
 """Generate RULER samples (no model): RUN/data/<task>/<length>.jsonl plus RUN/data/manifest.json.
 
     python -m runners.prepare --tasks all --lengths 4096,8192 --samples 10 --tokenizer byte --seed 42 --out RUN
+    python -m runners.prepare --tasks list [--task-file F]    # print the task registry and exit
 
 The manifest records the tokenizer fingerprint, seed, chat template, haystack and, per task, the
 generator version and arguments and each file's sample count. A rerun keeps complete files and extends
@@ -34,11 +35,12 @@ from common.cli import parse_lengths, split_list, user_errors_exit_2
 MANIFEST_VERSION = 1
 # Run-time data options: flag name -> environment variable used when the flag is absent.
 OPTION_ENV = {"haystack": "RULER_HAYSTACK", "squad": "RULER_SQUAD", "hotpotqa": "RULER_HOTPOTQA"}
+TASKS_HELP = "'all' or task names, commas or spaces; 'list' prints the task registry and exits"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m runners.prepare", description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", default="all", help="'all' or task names, commas or spaces")
+    p.add_argument("--tasks", default="all", help=TASKS_HELP)
     p.add_argument("--lengths", default="4096", help="target lengths in tokens, e.g. 4096,8192")
     p.add_argument("--samples", type=int, default=10, help="samples per task and length")
     p.add_argument("--tokenizer", default="byte", help="byte | tokenizer.model | tokenizer.json | checkpoint dir")
@@ -90,6 +92,35 @@ def select_tasks(tasks: str | Sequence[str], task_files: Sequence[str] = ()) -> 
     if not names:
         raise UserError("--tasks: give 'all' or at least one task name")
     return [registry.get(n) for n in names]
+
+
+def task_table(task_files: Sequence[str] = ()) -> str:
+    """The registry's tasks (tasks.yaml, $RULER_TASKS, then `task_files`) as a text table, one line per
+    task: name, version, needs_data (yes: it reads a data file, e.g. QA's), metric, generator and args."""
+    registry = load_registry(extra=task_files)
+    rows = [("task", "version", "needs_data", "metric", "generator and args")]
+    for task in map(registry.get, registry.names()):
+        args = " ".join(f"{k}={v}" for k, v in task.args.items())
+        rows.append((task.name, task.version, "yes" if task.needs_data else "no", task.metric,
+                     f"{task.generator_name} {args}".rstrip()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows)
+
+
+def list_tasks_if_asked(argv: Sequence[str] | None) -> bool:
+    """Prints `task_table` and returns True when argv (None: sys.argv[1:]) has `--tasks list`; every
+    other argument is ignored except --task-file, so a CLI answers before checking its required ones."""
+    p = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    p.add_argument("--tasks")
+    p.add_argument("--task-file", action="append", default=[])
+    try:
+        known, _ = p.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. --tasks without a value: the CLI's own parser reports it
+        return False
+    if known.tasks != "list":
+        return False
+    print(task_table(known.task_file))
+    return True
 
 
 def prepare_data(
@@ -195,6 +226,8 @@ def prepare_data(
 
 @user_errors_exit_2
 def main(argv=None) -> int:
+    if list_tasks_if_asked(argv):
+        return 0
     args = parse_args(argv)
     lengths = parse_lengths(args.lengths)
     tasks = prepare_data(

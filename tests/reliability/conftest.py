@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model_adapters.init import init_checkpoint
+from runners.init import init_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import matplotlib.image
 import pytest
 
 from common.files import atomic_write_json
-from reports.build import build_report, main
+from reports.build import build_report
+from runners.report import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -101,7 +102,8 @@ def test_markdown_tables_and_summary_lines(report):
     assert "| average | 2 tasks | 75.00† | 37.50† | 25.00† | 45.83† |" in md
     assert "| niah_single_1 | 4 | 100.00 | 25.00 | 0.00 | 41.67 |" in md  # n per cell
     assert "| vt | 1 | 50.00 | - | - | - |" in md
-    assert "effective length (longest length up to which the average stays above 80): below 4K†" in md
+    definition = "the longest tested length up to which the per-length average stays above 80"
+    assert f"effective length ({definition}): below 4K†" in md
     assert "wAvg inc/dec: n/a" in md
     assert "## Comparison" in md and "| 4K | 75.00 [" in md  # over the common tasks only
     for png in re.findall(r"\]\(([^)]+\.png)\)", md):
@@ -195,6 +197,19 @@ def test_cli_writes_the_report(report, tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out
 
 
+def test_module_cli_writes_what_build_report_writes(report, tmp_path):
+    out, _ = report
+    swa = str(out.parent / "swa")
+    argv = [str(out.parent / "rattn"), swa, "--out", str(tmp_path / "cli"), "--threshold", "80", "--seed", "1",
+            "--label", f"SWA 64={swa}"]
+    proc = subprocess.run([sys.executable, "-m", "runners.report", *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote 24 files to {tmp_path / 'cli'}" in proc.stdout
+    for name in ("summary.csv", "summary.md", "heatmap_SWA_64.png", "report.html"):
+        assert (tmp_path / "cli" / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_cli_scores_a_users_task_from_a_tasks_file(make_run, tmp_path):
     b = make_run("mine")
     b.add("my_qa", 4096, [("alpha", ["alpha", "beta"])])
@@ -247,7 +262,7 @@ def test_cli_user_errors_exit_2_with_one_line(make_run, tmp_path, capsys, proble
 
 def test_reports_never_import_jax_or_the_model():
     code = (
-        "import sys, reports.build, reports.plots;"
+        "import sys, reports.build, reports.plots, reports.results, runners.report;"
         "reports.build.registry_metrics(())('niah_single_1');"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'model_adapters', 'kernels'));"
         "assert not bad, bad"

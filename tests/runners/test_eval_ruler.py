@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from model_adapters.init import init_checkpoint
-from runners.eval_ruler import DEMO_CHECKPOINT, parse_args, run_eval
 from evaluation.predictors import Prediction
+from runners.eval_ruler import DEMO_CHECKPOINT, main, parse_args, run_eval
+from runners.init import init_checkpoint
+from runners.prepare import main as prepare_main
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "niah_single_1,vt"
@@ -78,6 +79,12 @@ def test_run_writes_predictions_summary_and_run_info(reference_run):
     assert set(summary(reference_run)) == {(t, n) for t, n, _ in preds}
     info = json.loads((reference_run / "run.json").read_text())
     assert info["checkpoint"]["config"]["window"] == 16 and len(info["checkpoint"]["fingerprint"]) == 16
+    results = json.loads((reference_run / "results.json").read_text())
+    assert results["schema"] == 1
+    assert {(c["task"], c["length"]): c["score"] for c in results["cells"]} == summary(reference_run)
+    assert results["provenance"]["fingerprint"] == info["checkpoint"]["fingerprint"]
+    assert results["provenance"]["git_revision"] == info["versions"]["git"] is not None  # this invocation's
+    assert (reference_run / "summary_table.csv").read_text().splitlines()[0] == "task,1024,1536,Avg."
     assert info["versions"]["jax"] and info["device"]["backend"] == "cpu" and info["wall_s"] > 0
     assert set(info["per_length"]) == {"1024", "1536"}
     assert info["per_length"]["1024"]["prefill_tokens_per_s"] > 0 and info["peak_memory_bytes"] > 0
@@ -197,3 +204,11 @@ def test_default_lengths_need_a_train_context(tmp_path):
     code, err = run_cli(["--checkpoint", str(ckpt), "--run", str(tmp_path / "run")])
     assert code == 2 and len(err.splitlines()) == 1 and "pass --lengths" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_tasks_list_needs_no_checkpoint_and_matches_prepare(tmp_path, capsys):
+    assert main(["--tasks", "list", "--checkpoint", str(tmp_path / "nope"), "--run", str(tmp_path / "run")]) == 0
+    listed = capsys.readouterr().out
+    assert prepare_main(["--tasks", "list"]) == 0
+    assert listed == capsys.readouterr().out
+    assert listed.splitlines()[1].split()[0] == "niah_single_1" and not (tmp_path / "run").exists()

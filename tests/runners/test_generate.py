@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from model_adapters.checkpoint import load
-from model_adapters.init import init_checkpoint
 from runners.generate import main
+from runners.init import init_checkpoint
 from tests.conftest import assert_close
 
 

@@ -9,6 +9,7 @@ import pytest
 from common.files import read_jsonl
 from common.cli import user_errors_exit_2
 from ruler_tasks import RULER_REVISION
+from ruler_tasks.registry import load_registry
 from runners.prepare import main
 
 EXAMPLE_PY = Path(__file__).parents[1] / "ruler_tasks" / "example_user_task.py"
@@ -127,6 +128,26 @@ def test_user_tasks_from_yaml_and_python(tmp_path, monkeypatch):
         records = read_jsonl(tmp_path / "run" / "data" / task / "2048.jsonl")
         assert all(r["outputs"][0] in r["input"] and r["length"] <= 2048 for r in records)
     assert "-" in records[0]["outputs"][0], "secret_word answers are adjective-noun words"
+
+
+def test_tasks_list_prints_the_registry_and_needs_no_out(tmp_path, capsys, monkeypatch):
+    variant = tmp_path / "v.yaml"
+    variant.write_text("niah_words:\n  include: niah_single_2\n  args: {type_needle_v: words}\n")
+    monkeypatch.setenv("RULER_TASKS", str(EXAMPLE_PY))
+    assert main(["--tasks=list", "--task-file", str(variant)]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["task", "version", "needs_data", "metric"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines}
+    registry = load_registry(extra=[variant])
+    assert list(rows) == registry.names() and {"secret_word", "niah_words"} <= set(rows)
+    for name, row in rows.items():
+        task = registry.get(name)
+        assert row[:3] == [task.version, "yes" if task.needs_data else "no", task.metric], name
+    assert rows["qa_1"][1] == "yes" and rows["niah_single_1"][1] == "no"
+    assert rows["vt"][3:] == ["variable_tracking", "type_haystack=noise", "num_chains=1", "num_hops=4"]
+    assert "type_needle_v=words" in rows["niah_words"]
+    assert main(["--tasks", "list", "--out", str(tmp_path / "run")]) == 0
+    assert not (tmp_path / "run").exists(), "listing generates nothing"
 
 
 @pytest.mark.parametrize(
