@@ -53,7 +53,8 @@ eval-demo:
 		$(MAKE) --no-print-directory eval-ruler CKPT=checkpoints/$$m RUN=$(DEMO_RUNS)/$$m LENGTHS="$(DEMO_LENGTHS)" \
 			SAMPLES=$(DEMO_SAMPLES) || exit $$?; \
 	done
-	$(MAKE) --no-print-directory report RUNS="$(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS))" OUT=$(DEMO_RUNS)/report
+	$(MAKE) --no-print-directory report RUNS="$(addprefix $(DEMO_RUNS)/,$(DEMO_MODELS))" OUT=$(DEMO_RUNS)/report \
+		REPORT_ARGS="--label RAttention-64=$(DEMO_RUNS)/rattention-w64 --label SWA-64=$(DEMO_RUNS)/swa-w64 --label Full=$(DEMO_RUNS)/full-attention"
 
 # Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
 DEMO_RECIPE = --steps 3600 --recall-steps 1400 --recall-length 128 --recall-fraction 0.3 --copy-fraction 0.05 --text-fraction 0.05 --batch-tokens 4096 --lr 3e-3 --warmup 100 --save-every 100 --log-every 25
@@ -63,11 +64,13 @@ train-demo:
 	$(PY) -m runners.train --preset demo-full --out checkpoints/full-attention $(DEMO_RECIPE)
 
 # Reports from run directories: make report RUNS="runs/a runs/b" OUT=runs/report THRESHOLD=85.6
+# [REPORT_ARGS="--label NAME=runs/a ..."]
+REPORT_ARGS ?=
 RUNS ?=
 OUT ?= runs/report
 THRESHOLD ?= 85.6
 report:
-	$(PY) -m runners.report $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD) $(TASK_FILE_ARGS)
+	$(PY) -m runners.report $(RUNS) --out "$(OUT)" --threshold $(THRESHOLD) $(TASK_FILE_ARGS) $(REPORT_ARGS)
 
 # Render OUT/report.html to OUT/report.png in headless Chromium, to look at the page as a reader will
 # (Debian: apt-get install chromium): make report-screenshot OUT=runs/report [SHOT_SIZE=1280,9000]
