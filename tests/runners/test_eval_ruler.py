@@ -19,6 +19,7 @@ from evaluation.predictors import Prediction
 from runners.eval_ruler import DEMO_CHECKPOINT, main, parse_args, run_eval
 from runners.init import init_checkpoint
 from runners.prepare import main as prepare_main
+from tests.reliability.helpers import predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "niah_single_1,vt"
@@ -34,20 +35,6 @@ def cli_args(ckpt: Path, run: Path, *extra: str, samples: int = 3, tasks: str = 
              seed: int = 7) -> list[str]:
     return ["--checkpoint", str(ckpt), "--run", str(run), "--tasks", tasks, "--lengths", lengths,
             "--samples", str(samples), "--seed", str(seed), "--prefill-chunk", "512", *extra]
-
-
-def predictions(run: Path) -> dict[tuple[str, int, int], str]:
-    """(task, length, index) -> pred over every shard; fails on a duplicate or torn line."""
-    out = {}
-    for path in sorted((run / "pred").glob("*/*.jsonl")):
-        text = path.read_text()
-        assert text.endswith("\n"), f"{path}: torn last line"
-        for line in text.splitlines():
-            r = json.loads(line)
-            key = (r["task"], r["length"], r["index"])
-            assert key not in out, f"duplicate {key} in {path}"
-            out[key] = r["pred"]
-    return out
 
 
 def summary(run: Path) -> dict[tuple[str, int], float]:
