@@ -6,12 +6,11 @@
 
 Phases: the first `recall_steps` steps are at `recall_length` tokens, half recall rows in their easy
 form (dense associative recall over 4-letter keys and 4-digit values: `_recall_row`) and half repeat
-rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`). Repeats
-teach copying by content match (induction) within a few hundred steps; the recall rows then build key
-matching on it: the two together are the signal that makes content-matched retrieval form, where
-recall rows alone sit at chance for 1,000+ steps. After the phase, the mixture below, with
-`recall_fraction` of the rows recall rows in all their forms. The length curriculum starts when the
-recall phase ends.
+rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`), whose
+spans only a content match back into the string predicts: the induction that retrieval is built from,
+as a dense signal. After the phase, the mixture below, with `recall_fraction` of the rows recall rows
+in all their forms. The length curriculum starts when the recall phase ends. (What each phase did for
+the demo models is measured in README "Demo models".)
 
 Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context, with
 B = batch_tokens // L rows, so a step costs about the same at every length. Curriculum: the longest
