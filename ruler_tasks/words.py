@@ -8,6 +8,7 @@ without building its 6M-entry list).
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.resources
 import uuid
 
@@ -16,6 +17,15 @@ import numpy as np
 from common.errors import UserError
 
 VALUE_KINDS = ("numbers", "uuids", "words")
+
+
+WORD_LIST_PACKAGES = ("wonderwords", "english-words")
+
+
+def word_list_versions() -> dict[str, str]:
+    """{package: installed version} of the packages whose word lists the generators draw from (their
+    lists, and so the samples, can change between versions)."""
+    return {name: importlib.metadata.version(name) for name in WORD_LIST_PACKAGES}
 
 
 @functools.cache

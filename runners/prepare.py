@@ -30,6 +30,7 @@ from common.errors import UserError
 from common.files import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from ruler_tasks.length_fit import LengthTooSmall
 from ruler_tasks.registry import Task, load_registry
+from ruler_tasks.words import word_list_versions
 from common.cli import parse_lengths, split_list, user_errors_exit_2
 
 MANIFEST_VERSION = 1
@@ -162,6 +163,7 @@ def prepare_data(
         "chat_template": chat.name,
         "haystack": corpus_id(options.get("haystack")),
         "ruler_revision": RULER_REVISION,
+        "word_lists": word_list_versions(),
     }
     check_run(manifest, run, overwrite, manifest_path, refusal_hint)
     if overwrite and any(manifest.get(k) != v for k, v in run.items() if k in manifest):

@@ -1,5 +1,6 @@
 """runners.prepare end to end (in-process): files, manifest, resume, refusals, user tasks, bad input."""
 
+import importlib.metadata
 import importlib.util
 import json
 from pathlib import Path
@@ -48,6 +49,7 @@ def test_all_synthetic_tasks_at_4k_byte(tmp_path):
     manifest = json.loads((tmp_path / "a" / "data" / "manifest.json").read_text())
     assert manifest["tokenizer"] == "byte:utf8-258" and manifest["seed"] == 42
     assert manifest["ruler_revision"] == RULER_REVISION and len(RULER_REVISION) == 40
+    assert manifest["word_lists"] == {p: importlib.metadata.version(p) for p in ("wonderwords", "english-words")}
     assert manifest["tasks"]["vt"]["files"] == {"4096": 2} and manifest["tasks"]["vt"]["version"]
 
     assert prepare(tmp_path / "b") == 0
