@@ -116,12 +116,20 @@ def _quiet_orbax():
 
 
 def _restore_params(ckpt_dir: Path) -> dict:
+    """params/ as saved (shapes and dtypes from its metadata) on this process's first local device. Each
+    process reads the whole checkpoint by itself: under jax.distributed, orbax would otherwise restore
+    collectively onto the saving topology."""
     params_dir = ckpt_dir / "params"
     if not params_dir.is_dir():
         raise UserError(f"{params_dir}: missing; the checkpoint has no parameters (re-save it)")
+    process = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=process, active_processes={process})
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     try:
-        with _quiet_orbax(), ocp.StandardCheckpointer() as ckptr:
-            return ckptr.restore(params_dir)
+        with _quiet_orbax(), ocp.StandardCheckpointer(multiprocessing_options=alone) as ckptr:
+            saved = ckptr.metadata(params_dir).item_metadata.tree
+            target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+            return ckptr.restore(params_dir, target)
     except Exception as e:  # orbax/tensorstore raise many types for unreadable data
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise UserError(f"{params_dir}: not a readable orbax checkpoint ({type(e).__name__}: {first}); re-save it") from None

@@ -36,6 +36,8 @@ from tqdm import tqdm
 from common.cli import parse_lengths, user_errors_exit_2
 from common.errors import UserError
 from common.files import fingerprint, read_jsonl
+from evaluation import distributed
+from evaluation.distributed import DistributedSpec
 from evaluation.evaluator import Cell, Evaluator, check_lengths
 from evaluation.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
@@ -61,6 +63,7 @@ class EvalConfig:
     task_files: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)  # haystack / squad / hotpotqa paths
     verify: bool = True  # check the checkpoint's manifest of content hashes
+    distributed: DistributedSpec | None = None  # several processes under jax.distributed
 
     def __post_init__(self):
         if self.samples < 1:
@@ -101,14 +104,25 @@ def parse_args(argv=None) -> EvalConfig:
     p.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes (huge checkpoints)")
     for name, env in OPTION_ENV.items():
         p.add_argument(f"--{name}", default=None, help=f"path (default: ${env})")
+    multi = p.add_argument_group("several processes (jax.distributed; README \"Several hosts\")")
+    multi.add_argument("--coordinator", default=None,
+                       help=f"HOST:PORT of process 0, or '{distributed.AUTO}' where jax.distributed detects the cluster")
+    multi.add_argument("--num-processes", type=int, default=None)
+    multi.add_argument("--process-id", type=int, default=None)
+    multi.add_argument("--distributed-timeout", type=int, default=300,
+                       help="seconds to wait for every process to join, and after which a silent peer counts as dead")
     a = p.parse_args(argv)
+    if a.coordinator is None and (a.num_processes is not None or a.process_id is not None):
+        raise UserError("--num-processes and --process-id need --coordinator HOST:PORT (process 0's address)")
+    spec = None if a.coordinator is None else DistributedSpec(a.coordinator, a.num_processes, a.process_id,
+                                                               a.distributed_timeout)
     ckpt = Path(a.checkpoint)
     lengths = parse_lengths(a.lengths) if a.lengths is not None else default_lengths(ckpt)
     options = {k: v for k, env in OPTION_ENV.items() if (v := getattr(a, k) or os.environ.get(env))}
     return EvalConfig(
         checkpoint=ckpt, lengths=tuple(lengths), tasks=a.tasks, samples=a.samples, run=Path(a.run) if a.run else None,
         seed=a.seed, batch=a.batch, prefill_chunk=a.prefill_chunk, chat_template=a.chat_template, impl=a.impl,
-        task_files=tuple(a.task_file), options=options, verify=not a.no_verify,
+        task_files=tuple(a.task_file), options=options, verify=not a.no_verify, distributed=spec,
     )
 
 
@@ -226,11 +240,14 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
 
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model, tokenizer = validate(cfg)
     process, n_process = jax.process_index(), jax.process_count()
+    distributed.agree("eval settings", {k: v for k, v in asdict(cfg).items() if k != "distributed"})
+    model, tokenizer = validate(cfg)
     run = RunDir(cfg.run)
     identity = {"checkpoint": fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.chat_template}
     with run.locked(process if n_process > 1 else None):
+        if process != 0:  # process 0 prepares the data and claims the run; the others then reuse both
+            distributed.barrier("run claimed")
         claimed = run.check_claim(identity, cfg.samples)
         tasks = prepare_data(
             tasks=cfg.tasks, lengths=cfg.lengths, samples=cfg.samples, tokenizer=tokenizer,
@@ -248,6 +265,7 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
                 "name": cfg.checkpoint.absolute().name, "path": str(cfg.checkpoint.absolute()),
                 "fingerprint": identity["checkpoint"], "config": model.config.to_dict(),
             })
+            distributed.barrier("run claimed")
 
         mesh = local_mesh()
         batch = cfg.batch or (1 if mesh is None else mesh.devices.size)
@@ -273,10 +291,7 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
                 evaluator.run(mine)
             peaks[str(length)] = peak_device_memory() or host_peak_rss()
 
-        if n_process > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices("rattn-ruler eval: all prediction shards written")
+        distributed.barrier("all prediction shards written")
         if process != 0:
             return {}
         run.record_invocation({
@@ -299,6 +314,8 @@ def main(argv=None) -> int:
     if list_tasks_if_asked(argv):
         return 0
     cfg = parse_args(argv)
+    if cfg.distributed is not None:
+        distributed.initialize(cfg.distributed)
     cells = run_eval(cfg)
     if cells:
         print(score_table(cells))
