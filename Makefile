@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 PYTEST_ARGS ?= -n auto
 
-.PHONY: bench-demo setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
+.PHONY: bench-long bench-demo setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
 
 setup:
 	python3 -m venv .venv
@@ -106,6 +106,10 @@ bench-eval:
 # The demo models against their quality bar (8 NIAH tasks at the training length, 20 samples, seed 42)
 bench-demo:
 	$(PY) -m runners.bench_demo $(BENCH_FLAGS)
+
+# RULER at 32K-1M tokens on a local-layers-only model: peak RSS, prefill tokens/s, decode ms/token
+bench-long:
+	$(PY) -m runners.bench_long $(BENCH_FLAGS)
 
 # Mutation testing (mutmut; slow, not part of CI) of the modules whose bugs change numbers, each in a
 # scratch copy (build/mutate): writes bench/results/mutation.json. MUTATE picks modules, e.g.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 import kernels
@@ -30,31 +31,54 @@ from model_adapters.global_attention import (
 GROUP_NORM_EPS = 1e-8
 
 
-def rope_inv_freq(head_dim: int, theta: float, scaling=None):
-    """[D/2] float32 rotation frequencies theta^(-2i/D), with Llama-3's scaling (a RopeScaling) if given:
+def rope_inv_freq(head_dim: int, theta: float, scaling=None) -> np.ndarray:
+    """[D/2] float64 rotation frequencies theta^(-2i/D), with Llama-3's scaling (a RopeScaling) if given:
     wavelengths above original_context / low_freq_factor are divided by `factor`, those below
     original_context / high_freq_factor kept, and the band between interpolated linearly in
-    original_context / wavelength."""
-    inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+    original_context / wavelength. Computed on the host: they depend only on the config."""
+    inv_freq = float(theta) ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     if scaling is None:
         return inv_freq
-    wavelen = 2 * jnp.pi / inv_freq
+    wavelen = 2 * np.pi / inv_freq
     smooth = (scaling.original_context / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
     blended = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
     long_waves = wavelen > scaling.original_context / scaling.low_freq_factor
     short_waves = wavelen < scaling.original_context / scaling.high_freq_factor
-    return jnp.where(long_waves, inv_freq / scaling.factor, jnp.where(short_waves, inv_freq, blended))
+    return np.where(long_waves, inv_freq / scaling.factor, np.where(short_waves, inv_freq, blended))
+
+
+ANGLE_DIGIT_BITS = 4
+
+
+def rope_angles(positions, inv_freq: np.ndarray):
+    """[B,T] int32 positions -> [B,T,D/2] float32 angles position * inv_freq, reduced mod 2 pi.
+
+    A float32 product position * inv_freq is off by up to half an ulp of the product: 0.004 rad at
+    position 65,536 and 0.03 rad at 2^20 for the fastest frequency, enough to break RoPE's relative
+    invariance at long context. Instead the position is split into 4-bit digits d_j and the angle is the
+    sum of table entries (d_j * 16^j * inv_freq mod 2 pi), each computed in float64 on the host: eight
+    float32 terms below 2 pi, so the angle is exact to ~1e-5 rad at every int32 position.
+    """
+    digits = 32 // ANGLE_DIGIT_BITS
+    radix = 1 << ANGLE_DIGIT_BITS
+    scale = np.float64(radix) ** np.arange(digits)[:, None, None] * np.arange(radix)[None, :, None]  # [J,16,1]
+    table = jnp.asarray(np.mod(scale * inv_freq[None, None, :], 2 * np.pi), jnp.float32)  # [J,16,D/2]
+    positions = positions.astype(jnp.int32)
+    angle = jnp.zeros((*positions.shape, inv_freq.shape[0]), jnp.float32)
+    for j in range(digits):
+        digit = (positions >> (ANGLE_DIGIT_BITS * j)) & (radix - 1)
+        angle = angle + table[j][digit]
+    return angle
 
 
 def rope(x, positions, theta: float, style: str, scaling=None):
     """Rotary embedding. x [B,T,H,D], positions [B,T] int -> [B,T,H,D] (x's dtype, float32 math).
 
     "interleaved" rotates pairs (x[2i], x[2i+1]) (axlearn); "half" rotates (x[i], x[i + D/2]) (Llama).
-    `scaling`: Llama-3's frequency scaling (config.RopeScaling) or None.
+    `scaling`: Llama-3's frequency scaling (config.RopeScaling) or None. Angles: `rope_angles`.
     """
     head_dim = x.shape[-1]
-    inv_freq = rope_inv_freq(head_dim, theta, scaling)  # [D/2]
-    angle = positions.astype(jnp.float32)[:, :, None, None] * inv_freq  # [B,T,1,D/2]
+    angle = rope_angles(positions, rope_inv_freq(head_dim, theta, scaling))[:, :, None, :]  # [B,T,1,D/2]
     sin, cos = jnp.sin(angle), jnp.cos(angle)
     x32 = x.astype(jnp.float32)
     if style == "interleaved":

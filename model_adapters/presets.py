@@ -42,6 +42,8 @@ PRESETS: dict[str, dict] = {
     "demo-rattention": {**_DEMO, "layer_pattern": ["rattention", "global"]},
     "demo-swa": {**_DEMO, "layer_pattern": ["swa", "global"]},
     "demo-full": {**_DEMO, "layer_pattern": ["global"]},
+    # Local layers only (no global layer, so no cache grows with the context): the bench-long model.
+    "long-rattention": {**_DEMO, "layer_pattern": ["rattention"], "max_context": 2**21},
     # A mid-size model for the decode benchmark on small hosts (CPU): same shape rules as bench-1b.
     "bench-mid": {**_BENCH_1B, "d_model": 512, "num_layers": 4, "num_heads": 8, "num_kv_heads": 2,
                   "head_dim": 64, "mlp_dim": 1024, "window": 256},

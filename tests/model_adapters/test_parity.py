@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from model_adapters.presets import preset_config
 from tests.conftest import assert_close
 from tests.model_adapters.tiny_models import TINY_PRESETS, full_logits, perturbed_model
 
@@ -86,3 +87,19 @@ def test_full_forward_is_the_same_across_impls(dtype):
     ref = full_logits(graphdef, state, tokens, impl="reference")
     assert_close(f"xla vs reference {dtype}", ref, full_logits(graphdef, state, tokens, impl="xla"),
                  *TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("kind", ["global", "rattention"])
+@pytest.mark.parametrize("offset", [2**20 + 5, 2**21 - 200, 2**31 - 1000])
+def test_a_layer_far_into_the_context_equals_the_same_layer_at_position_0(kind, offset):
+    """RoPE is relative: a short sequence at positions just above 2^20 (or near int32's end) must give
+    what it gives at 0, to float32 precision (float32 products position * frequency are off by 1e-3-1e-2)."""
+    from model_adapters.model import Attention
+
+    cfg = preset_config("bench-1b").replace(d_model=256, num_heads=4, num_kv_heads=2, head_dim=128, window=32,
+                                             compute_dtype="float32", param_dtype="float32")
+    layer = Attention(cfg, kind, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(offset), (2, 96, cfg.d_model))
+    positions = jnp.broadcast_to(jnp.arange(96), (2, 96))
+    at_0, far = layer(x, positions), layer(x, offset + positions)
+    np.testing.assert_allclose(np.asarray(far), np.asarray(at_0), rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(at_0))))
