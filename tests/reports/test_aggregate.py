@@ -96,3 +96,21 @@ def test_delta_between_runs_is_paired_over_the_same_tasks_and_lengths():
     d = delta(base, better, ["a"], [4096])
     assert (d.score, d.ci_low, d.ci_high) == (25.0, 25.0, 25.0)  # same resamples: no spread in the difference
     assert delta(better, base, ["a"], [4096]).score == -25.0
+
+
+def _spread_cell(task: str, length: int, score: float, spread: float) -> Cell:
+    """A cell whose samples average `score` (in [0, 1]) and whose replicates vary by +-spread."""
+    return Cell(task, length, np.array([score] * 4), score + spread * np.linspace(-1, 1, 1000))
+
+
+def test_subsets_of_tasks_and_lengths_select_only_those_cells():
+    base = {(t, n): _spread_cell(t, n, s, 0.01) for (t, n, s) in
+            [("a", 1024, 0.5), ("a", 2048, 0.3), ("b", 1024, 0.9), ("b", 2048, 0.1)]}
+    other = {key: _spread_cell(*key, c.samples[0] + (0.2 if key[0] == "a" else -0.4), 0.02) for key, c in base.items()}
+    assert lengths_mean(base, ["a"], [1024]).score == 50.0 and lengths_mean(base, None, [2048]).score == 20.0
+    assert lengths_mean(base, ["a"]).score == 40.0 and lengths_mean(base).score == 45.0
+    d = delta(base, other, ["a"], [1024])  # only a @ 1024: +20 points, replicates differ by 0.01 * linspace
+    assert d.score == 20.0 and (d.ci_low, d.ci_high) == (19.05, 20.95)
+    assert delta(base, other, ["a", "b"], [2048]).score == -10.0  # a +20, b -40 at 2048
+    third = {key: _spread_cell(*key, c.samples[0] + 1 / 3 - 0.3, 0.0) for key, c in base.items()}
+    assert delta(base, third, ["a"], [1024]).score == 3.33  # rounded to two decimals

@@ -80,3 +80,20 @@ def test_qa_cell_with_capitalised_golds(make_run, metric_of):
     qa = score_run(load_run(b.path), metric_of)["qa_2", 4096]
     np.testing.assert_allclose(qa.samples, [1.0, 1.0, 0.0])
     assert qa.score == 66.67
+
+
+def test_percentile_ci_is_the_central_95_percent_to_two_decimals():
+    boot = np.arange(1001) / 1000 * 0.123456  # percentiles of an even grid are exact: p% -> p / 100 * 0.123456
+    low, high = percentile_ci(boot)
+    assert (low, high) == (round(2.5 * 0.123456, 2), round(97.5 * 0.123456, 2)) == (0.31, 12.04)
+    low, high = percentile_ci(boot * 7.77)  # bounds with a third decimal: rounded to two, on both sides
+    assert (low, high) == (round(2.5 * 0.123456 * 7.77, 2), round(97.5 * 0.123456 * 7.77, 2)) == (2.4, 93.53)
+
+
+def test_cells_name_their_task_and_length_and_default_to_seed_0(make_run, metric_of):
+    b = make_run()
+    b.add("vt", 4096, [("a", ["a"]), ("b", ["a"]), ("a", ["a"]), ("c", ["a"])])
+    run = load_run(b.path)
+    cell = score_run(run, metric_of)["vt", 4096]
+    assert (cell.task, cell.length, cell.samples.dtype) == ("vt", 4096, np.float64)
+    np.testing.assert_array_equal(cell.boot, score_run(run, metric_of, seed=0)["vt", 4096].boot)
