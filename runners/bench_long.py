@@ -31,18 +31,30 @@ ROOT = Path(__file__).resolve().parent.parent
 TASK = "niah_single_1"
 
 
+# Runs `python -m MODULE ARGS` and reports its own peak RSS at exit: VmHWM belongs to the process's memory
+# map, which exec replaces, whereas getrusage's maxrss also counts the parent's RSS at fork.
+MEASURED = """
+import atexit, runpy, sys
+def peak():
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:")).split()[1]
+    print(f"peak_rss_kib {hwm}", file=sys.stderr, flush=True)
+atexit.register(peak)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
 def run_measured(argv: list[str]) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of `python -m ARGV...` run to completion; a failure is a UserError."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", MEASURED, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    lines = proc.stderr.strip().splitlines()
     if proc.returncode != 0:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {proc.returncode}"
-        raise UserError(f"python -m {' '.join(argv[:1])} failed ({last}); rerun it alone to see why")
-    return time.perf_counter() - start, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+        messages = [line for line in lines if not line.startswith("peak_rss_kib")]
+        raise UserError(f"python -m {argv[0]} failed ({messages[-1] if messages else f'exit {proc.returncode}'}); "
+                        "rerun it alone to see why")
+    return time.perf_counter() - start, int(lines[-1].split()[1]) * 1024
 
 
 def device_name() -> str:
