@@ -2,15 +2,16 @@
 the runner needs (agreeing on the command, barriers), each failing in one line instead of hanging.
 
     spec = DistributedSpec("10.0.0.1:8476", num_processes=4, process_id=i, timeout_s=300)
-    initialize(spec)             # before anything touches a JAX backend
-    agree("eval settings", {...})  # every process must have been started with the same command
-    barrier("data prepared")
+    with joined(spec):             # before anything touches a JAX backend
+        agree("eval settings", {...})  # every process must have been started with the same command
+        barrier("data prepared")
 
 The processes exchange no model arrays: process p evaluates the samples with index % N == p on its local
 devices and writes its own prediction shard; the barriers only order the run directory's writes. JAX's
 recoverable mode is on, so a process that dies does not take the others down with it; a survivor's
 next collective fails (gloo reports the lost connection at once) and becomes a UserError naming the
-barrier. Losing process 0 (it hosts JAX's coordination service) aborts the others at once, by JAX.
+barrier. Losing process 0 (it hosts JAX's coordination service) aborts the others at once, by JAX, and
+so would process 0 leaving first at the end: joined() makes it leave last.
 `timeout_s` bounds the wait for every process to join and the silence after which a peer counts as dead.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +64,39 @@ def initialize(spec: DistributedSpec) -> None:
                         "with the same --coordinator, each with its own --process-id") from None
 
 
+class Disagreement(UserError):
+    """Raised by agree() on every process at once (so, unlike a lost peer, all of them are still there)."""
+
+
+@contextmanager
+def joined(spec: DistributedSpec):
+    """initialize(spec) for the body. On the way out, when every process ends alike (the body returns, or
+    agree() failed everywhere), processes 1..N-1 shut down first and process 0, which hosts the
+    coordination service, waits for them (at most spec.timeout_s) before shutting down: a process whose
+    shutdown finds the service gone is aborted by JAX. After any other error the peers are not leaving
+    together, so nobody waits."""
+    import jax
+    from jax._src import distributed as jax_distributed
+
+    initialize(spec)
+    try:
+        yield
+    except Disagreement:
+        _leave_in_order(jax, jax_distributed.global_state.client, spec.timeout_s)
+        raise
+    else:
+        _leave_in_order(jax, jax_distributed.global_state.client, spec.timeout_s)
+
+
+def _leave_in_order(jax, client, timeout_s: float, poll_s: float = 0.05) -> None:
+    if jax.process_index() == 0:  # the request must name the asking process too
+        everyone = list(range(jax.process_count()))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and set(client.get_live_nodes(everyone)) - {0}:
+            time.sleep(poll_s)
+    jax.distributed.shutdown()
+
+
 def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
@@ -102,5 +138,5 @@ def agree(name: str, settings: dict) -> None:
     everyone = np.asarray(_collective(name, multihost_utils.process_allgather, mine)).reshape(-1)
     differ = [p for p, d in enumerate(everyone) if d != everyone[0]]
     if differ:
-        raise UserError(f"{name}: process(es) {', '.join(map(str, differ))} were started with other arguments than "
+        raise Disagreement(f"{name}: process(es) {', '.join(map(str, differ))} were started with other arguments than "
                         "process 0; start every process with the same command (only --process-id differs)")

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import zlib
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -314,9 +315,8 @@ def main(argv=None) -> int:
     if list_tasks_if_asked(argv):
         return 0
     cfg = parse_args(argv)
-    if cfg.distributed is not None:
-        distributed.initialize(cfg.distributed)
-    cells = run_eval(cfg)
+    with distributed.joined(cfg.distributed) if cfg.distributed is not None else nullcontext():
+        cells = run_eval(cfg)
     if cells:
         print(score_table(cells))
         print(f"results: {cfg.run / 'summary.csv'} (predictions in {cfg.run / 'pred'})")

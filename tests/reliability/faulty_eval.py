@@ -5,6 +5,7 @@ injected at a chosen point, so kill tests are deterministic (no timing, no rando
     --torn-at N         write half of the Nth line, then SIGKILL (a kill mid-write)
     --pause-after N     after the Nth line, wait until the file --until exists (holds the run's lock)
     --log-batches F     append each batch's (task, index) list to F as one JSON line
+    --slow-exit S       wait S seconds before leaving jax.distributed (a process slow to shut down)
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ def install(args: argparse.Namespace) -> None:
 
         ModelPredictor.predict = logged_predict
 
+    if args.slow_exit:
+        from jax._src import distributed as jax_distributed
+
+        shutdown = jax_distributed.State.shutdown
+
+        def slow_shutdown(state):
+            time.sleep(args.slow_exit)
+            shutdown(state)
+
+        jax_distributed.State.shutdown = slow_shutdown
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
@@ -63,6 +75,7 @@ if __name__ == "__main__":
     parser.add_argument("--pause-after", type=int, default=0)
     parser.add_argument("--until")
     parser.add_argument("--log-batches")
+    parser.add_argument("--slow-exit", type=float, default=0)
     parser.add_argument("eval_args", nargs=argparse.REMAINDER)
     ns = parser.parse_args()
     install(ns)

@@ -60,7 +60,8 @@ def errors(proc: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize("n", [2, 3])
 def test_each_process_writes_its_shard_and_process_0_scores_them_all(ckpt, single, tmp_path, n):
     run = tmp_path / "run"
-    results = launch(eval_args(ckpt, run, samples=SAMPLES), n)
+    # the last process is slow to leave: process 0, which hosts the coordination service, must wait for it
+    results = launch(eval_args(ckpt, run, samples=SAMPLES), n, faults={n - 1: ["--slow-exit", "3"]})
     for i, r in enumerate(results):
         assert r.returncode == 0, f"process {i}: {r.stderr[-2000:]}"
     shards = sorted((run / "pred/niah_single_1").iterdir())
@@ -95,7 +96,9 @@ def test_a_killed_process_stops_the_other_in_one_line_and_a_rerun_resumes(ckpt, 
 
 def test_a_process_started_with_other_arguments_stops_every_process_in_one_line(ckpt, tmp_path):
     run = tmp_path / "run"
-    results = launch(eval_args(ckpt, run, samples=SAMPLES), 2, extra={1: ["--prefill-chunk", "256"]})
+    # process 1 is slow to leave: process 0, which hosts the coordination service, must wait for it
+    results = launch(eval_args(ckpt, run, samples=SAMPLES), 2, faults={1: ["--slow-exit", "2"]},
+                     extra={1: ["--prefill-chunk", "256"]})
     for r in results:
         assert r.returncode == 2, r.stderr[-2000:]
         [line] = errors(r)
