@@ -75,22 +75,23 @@ def joined(spec: DistributedSpec):
     coordination service, waits for them (at most spec.timeout_s) before shutting down: a process whose
     shutdown finds the service gone is aborted by JAX. After any other error the peers are not leaving
     together, so nobody waits."""
-    import jax
-    from jax._src import distributed as jax_distributed
-
     initialize(spec)
     try:
         yield
     except Disagreement:
-        _leave_in_order(jax, jax_distributed.global_state.client, spec.timeout_s)
+        _leave_in_order(spec.timeout_s)
         raise
     else:
-        _leave_in_order(jax, jax_distributed.global_state.client, spec.timeout_s)
+        _leave_in_order(spec.timeout_s)
 
 
-def _leave_in_order(jax, client, timeout_s: float, poll_s: float = 0.05) -> None:
-    if jax.process_index() == 0:  # the request must name the asking process too
-        everyone = list(range(jax.process_count()))
+def _leave_in_order(timeout_s: float, poll_s: float = 0.05) -> None:
+    import jax
+    from jax._src import distributed as jax_distributed
+
+    if jax.process_index() == 0:
+        client = jax_distributed.global_state.client
+        everyone = list(range(jax.process_count()))  # the request must name the asking process too
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and set(client.get_live_nodes(everyone)) - {0}:
             time.sleep(poll_s)
