@@ -21,12 +21,14 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    """The config.json "tokenizer" entry: type "byte" | "sentencepiece" | "hf", its file in the checkpoint."""
+    """The config.json "tokenizer" entry: type "byte" | "sentencepiece" | "hf", its file in the checkpoint,
+    and the model's own chat template as a format string with one {task_template} (converted checkpoints)."""
 
     type: str = "byte"
     file: str | None = None
     bos_token: str | None = None
     eos_token: str | None = None
+    chat_template: str | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -153,6 +155,9 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
     tok_fields = {f.name for f in dataclasses.fields(TokenizerSpec)}
     if not isinstance(tok, dict) or set(tok) - tok_fields or "type" not in tok:
         raise bad("tokenizer", f"an object with 'type' and optionally {sorted(tok_fields - {'type'})}")
+    chat = tok.get("chat_template")
+    if chat is not None and (not isinstance(chat, str) or chat.count("{task_template}") != 1):
+        raise bad("tokenizer", "an object whose chat_template, if present, is a string with exactly one {task_template}")
     values["tokenizer"] = TokenizerSpec(**tok)
     return ModelConfig(**values)
 
@@ -173,6 +178,8 @@ def _rope_scaling(raw: Any, bad) -> RopeScaling:
 def load_config(ckpt_dir: str | Path) -> ModelConfig:
     """Reads and validates `<ckpt_dir>/config.json`."""
     path = Path(ckpt_dir) / "config.json"
+    if not Path(ckpt_dir).is_dir():
+        raise UserError(f"{ckpt_dir}: not a directory; pass a checkpoint directory (config.json + params/)")
     if not path.is_file():
         raise UserError(f"{ckpt_dir}: no config.json; this is not a checkpoint directory (make one with python -m runners.init)")
     return config_from_dict(read_json(path), source=str(path))

@@ -56,9 +56,11 @@ def cache_bucket(total: int, chunk: int) -> int:
 
 
 def prompt_ids(config, tokenizer, text: str, *, bos: bool = True) -> list[int]:
-    """The token ids a prompt runs as: the config's bos_id first (if any and `bos`), then the text's."""
+    """The token ids a prompt runs as: the config's bos_id first (if any and `bos`), then the text's.
+    BOS comes once: a text that already starts with it (a chat template that writes it) gets no second."""
     ids = list(tokenizer.encode(text))
-    return ([config.bos_id] if bos and config.bos_id is not None else []) + ids
+    add = bos and config.bos_id is not None and ids[:1] != [config.bos_id]
+    return ([config.bos_id] if add else []) + ids
 
 
 def stop_id(config, tokenizer) -> int | None:

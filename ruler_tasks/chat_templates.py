@@ -4,10 +4,13 @@
 A chat template is a format string with one `{task_template}` slot. RULER builds
 `chat.format(task_template=task_text) + answer_prefix`; the answer prefix follows the assistant tag.
 `resolve_chat_template` accepts a name from `CHAT_TEMPLATES` or a literal format string.
+`from_jinja` turns a Hugging Face checkpoint's Jinja chat template into such a format string, once, at
+conversion time (rendered in jinja2's immutable sandbox around one user message).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from common.errors import UserError
@@ -65,3 +68,35 @@ def resolve_chat_template(spec: str) -> ChatTemplate:
         )
     before, after = fmt.split(SLOT)
     return ChatTemplate(name=spec, before=before, after=after)
+
+
+USER_SENTINEL = "RATTNRULERUSERMESSAGE"  # stands for the task text while a Jinja template renders
+
+
+def from_jinja(source: str, special_tokens: dict[str, str | None], where: str) -> str:
+    """A Hugging Face Jinja chat template -> a format string with one `{task_template}`: the template
+    rendered as transformers' apply_chat_template renders it (one user message, add_generation_prompt,
+    trim_blocks and lstrip_blocks, `raise_exception`, a `tojson` filter, the special tokens as variables),
+    in jinja2's ImmutableSandboxedEnvironment, so a template can neither reach Python objects nor change
+    state. No `strftime_now` is given: templates that date their system prompt fall back to their own
+    fixed date, which keeps prompts reproducible. A template that fails, or that does not place the
+    message exactly once, is a UserError naming `where`."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = lambda x, indent=None, ensure_ascii=False: json.dumps(x, indent=indent, ensure_ascii=ensure_ascii)
+    env.globals["raise_exception"] = raise_exception
+    fix = f"; evaluate with --chat-template NAME or a format string holding {SLOT} instead"
+    try:
+        text = env.from_string(source).render(
+            messages=[{"role": "user", "content": USER_SENTINEL}], add_generation_prompt=True,
+            **{name: token or "" for name, token in special_tokens.items()})
+    except jinja2.TemplateError as e:  # syntax errors, undefined names, sandbox refusals, raise_exception
+        raise UserError(f"{where}: the chat template does not render ({type(e).__name__}: {e}){fix}") from None
+    if text.count(USER_SENTINEL) != 1 or SLOT in text:
+        raise UserError(f"{where}: the chat template does not place the user message exactly once{fix}")
+    return text.replace(USER_SENTINEL, SLOT)

@@ -47,6 +47,7 @@ from runners.prepare import OPTION_ENV, TASKS_HELP, list_tasks_if_asked, prepare
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "swa-w64"
 DEFAULT_LENGTH_MULTIPLES = (1, 2, 4)
+AUTO_TEMPLATE = "auto"  # --chat-template: the checkpoint's own template, else base
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def parse_args(argv=None) -> EvalConfig:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--batch", type=int, default=None, help="samples per batch (default: 1 per local device)")
     p.add_argument("--prefill-chunk", type=int, default=2048, help="prefill chunk size in tokens")
-    p.add_argument("--chat-template", default="base", help="chat template name or format string with {task_template}")
+    p.add_argument("--chat-template", default=AUTO_TEMPLATE,
+                   help=f"chat template name or format string with {{task_template}} (default {AUTO_TEMPLATE!r}: the "
+                        "checkpoint's own, converted from its tokenizer_config.json, else 'base')")
     p.add_argument("--impl", choices=MODEL_IMPLS, default=None, help="kernel implementation (default: per backend)")
     p.add_argument("--task-file", action="append", default=[], help="extra task YAML or .py file (repeatable)")
     p.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes (huge checkpoints)")
@@ -119,10 +122,13 @@ def parse_args(argv=None) -> EvalConfig:
                                                                a.distributed_timeout)
     ckpt = Path(a.checkpoint)
     lengths = parse_lengths(a.lengths) if a.lengths is not None else default_lengths(ckpt)
+    chat_template = a.chat_template
+    if chat_template == AUTO_TEMPLATE:
+        chat_template = load_config(ckpt).tokenizer.chat_template or "base"
     options = {k: v for k, env in OPTION_ENV.items() if (v := getattr(a, k) or os.environ.get(env))}
     return EvalConfig(
         checkpoint=ckpt, lengths=tuple(lengths), tasks=a.tasks, samples=a.samples, run=Path(a.run) if a.run else None,
-        seed=a.seed, batch=a.batch, prefill_chunk=a.prefill_chunk, chat_template=a.chat_template, impl=a.impl,
+        seed=a.seed, batch=a.batch, prefill_chunk=a.prefill_chunk, chat_template=chat_template, impl=a.impl,
         task_files=tuple(a.task_file), options=options, verify=not a.no_verify, distributed=spec,
     )
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import jax
@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from model_adapters.checkpoint import save
 from model_adapters.generation import stop_id
-from model_adapters.model import RAttentionLM
+from model_adapters.model import Attention, RAttentionLM
 from model_adapters.presets import PRESETS, preset_config
 from model_adapters.tokenizers import tokenizer_from_config
 from common.errors import UserError
@@ -67,6 +67,7 @@ class Recipe:
     recall_steps: int
     recall_length: int
     seed: int
+    rla_init_scale: float = 1.0  # RAttention layers' RLA-branch norm scale at step 0 (0: each starts as SWA)
 
 
 def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
@@ -88,6 +89,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                    help="length of the first phase, in steps: easy recall rows and repeat rows, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
+    p.add_argument("--rla-init-scale", type=float, default=1.0,
+                   help="initial scale of RAttention layers' RLA-branch norm (0: each layer starts as its SWA branch "
+                        "and grows the linear-attention residual as training finds it useful; no effect on other layers)")
     p.add_argument("--until", type=int, default=None,
                    help="stop after this step (default: --steps); the schedule still spans --steps, and rerunning "
                         "with a larger --until continues it exactly")
@@ -112,7 +116,7 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
                     text_fraction=args.text_fraction, copy_fraction=args.copy_fraction,
                     recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
-                    recall_length=args.recall_length, seed=args.seed)
+                    recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale)
     return recipe, args
 
 
@@ -178,6 +182,9 @@ class Trainer:
         self.config = preset_config(recipe.preset)
         self.tokenizer = tokenizer_from_config(self.out, self.config.tokenizer.to_dict())
         model = RAttentionLM(self.config, rngs=nnx.Rngs(recipe.seed))
+        for _, module in nnx.iter_modules(model):
+            if isinstance(module, Attention) and module.kind == "rattention":
+                module.rla_norm.scale[...] = jnp.full_like(module.rla_norm.scale[...], recipe.rla_init_scale)
         self.graphdef, state = nnx.split(model)
         self.params = nnx.to_pure_dict(state)
         self.tx = optimizer(recipe, self.params)
@@ -208,7 +215,8 @@ class Trainer:
         """Continues from OUT/train_state if present; refuses one made with a different recipe."""
         recipe_path = self.out / "recipe.json"
         if recipe_path.is_file():
-            saved = read_json(recipe_path)
+            defaults = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}  # fields added later
+            saved = {**defaults, **read_json(recipe_path)}
             if saved != asdict(self.recipe):
                 diff = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(self.recipe).items() if saved.get(k) != v)
                 raise UserError(f"{self.out} holds a run with a different recipe ({diff}); use a new --out")

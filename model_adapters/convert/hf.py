@@ -3,21 +3,23 @@
     convert_hf(src_dir, out)
 
 Reads config.json, the safetensors weights (one file, or shards named by model.safetensors.index.json),
-tokenizer.json and, where present, tokenizer_config.json (BOS/EOS tokens); no transformers, no
-pickle. Weights keep their dtype (bf16 stays bf16). Llama's RoPE rotates halves (`rope_style: "half"`);
+tokenizer.json and, where present, tokenizer_config.json (BOS/EOS tokens, chat template) or
+chat_template.jinja; no transformers, no pickle. Weights keep their dtype (bf16 stays bf16). Llama's RoPE rotates halves (`rope_style: "half"`);
 `sliding_attention` layers (Mistral's sliding_window, Qwen2's from max_window_layers on, or an explicit
 `layer_types`) become "swa" layers: HF's window of W keys is the native window W - 1 (which counts the
 keys left of the query). Qwen2's q/k/v biases are kept (`qkv_bias`), and so is Llama-3's "llama3" RoPE
 scaling (`rope_scaling`). Refused in one line: other RoPE scalings, partial RoPE, other activations,
 and any tensor with no native place (o_proj or MLP biases).
 
-The checkpoint's own (Jinja) chat template is never rendered: templates are code, and nothing from a
-checkpoint is executed. Evaluate with a named template (`--chat-template meta-llama3`, ...) or a format
-string holding `{task_template}`.
+The checkpoint's Jinja chat template is rendered once, here, in jinja2's immutable sandbox around one
+user message (`ruler_tasks.chat_templates.from_jinja`), and the native config keeps the result as a plain
+format string (`tokenizer.chat_template`), which evaluation uses by default; evaluation renders nothing.
+A template that cannot be rendered that way is left out with a warning.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from common.files import read_json
 from model_adapters.config import ModelConfig, TokenizerSpec, config_from_dict
 from model_adapters.convert.native import NamedParams, check_out, period, refuse, write_checkpoint
 from model_adapters.tokenizers import HFTokenizer
+from ruler_tasks.chat_templates import from_jinja
 
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
@@ -122,6 +125,27 @@ def _layer_kinds(cfg: dict, arch: str, n: int, where: str) -> list[str]:
 def _token_text(value) -> str | None:
     """tokenizer_config's bos/eos entry: a string, an AddedToken dict {"content": ...}, or null."""
     return value.get("content") if isinstance(value, dict) else value
+
+
+def _chat_template(src: Path, tok_cfg: dict, tok_cfg_file: Path) -> str | None:
+    """The checkpoint's chat template as a format string with one {task_template} (None: it has none, or
+    it does not render in the sandbox, which is warned about): chat_template.jinja where present (newer
+    transformers), else tokenizer_config.json's chat_template (a string, or named templates: "default")."""
+    jinja_file = src / "chat_template.jinja"
+    if jinja_file.is_file():
+        source, where = jinja_file.read_text(), jinja_file
+    else:
+        source, where = tok_cfg.get("chat_template"), tok_cfg_file
+        if isinstance(source, list):
+            source = next((t.get("template") for t in source if isinstance(t, dict) and t.get("name") == "default"), None)
+    if not isinstance(source, str) or not source:
+        return None
+    special = {name: _token_text(tok_cfg.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    try:
+        return from_jinja(source, special, str(where))
+    except UserError as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return None
 
 
 def _layer_params(w: SafetensorsWeights, i: int, qkv_bias: bool) -> NamedParams:
@@ -223,8 +247,8 @@ def convert_hf(src, out, *, max_context: int = 131072, compute_dtype: str = "flo
         tie_embeddings=tied, param_dtype=str(emb.dtype), compute_dtype=compute_dtype,
         norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), bos_id=bos_id, eos_id=eos_id,
         train_context=cfg.get("max_position_embeddings"),
-        tokenizer=TokenizerSpec(type="hf", bos_token=bos_text if bos_id is not None else None,
-                                eos_token=eos_text).to_dict(),
+        tokenizer=TokenizerSpec(type="hf", bos_token=bos_text if bos_id is not None else None, eos_token=eos_text,
+                                chat_template=_chat_template(src, tok_cfg, tok_cfg_file)).to_dict(),
     )
     config: ModelConfig = config_from_dict(raw, source=str(where))
     vocab_size = HFTokenizer(tok_file).vocab_size

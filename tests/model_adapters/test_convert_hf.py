@@ -147,3 +147,70 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case)
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and message in err and len(err.splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == [src.name]
+
+
+# tokenizer_config.json chat templates -> format strings (written out by hand from each fixture's template)
+CONVERTED_TEMPLATES = {
+    "llama3": "<s><|start_header_id|>user<|end_header_id|>\n\n{task_template}<|eot_id|>"
+              "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "mistral": "<s>[INST] {task_template} [/INST]",
+    "qwen2": "<|im_start|>user\n{task_template}<|im_end|>\n<|im_start|>assistant\n",
+}
+
+
+@pytest.mark.parametrize("family", sorted(CONVERTED_TEMPLATES))
+def test_chat_template_is_converted_and_evaluation_uses_it_with_one_bos(tmp_path, family):
+    from model_adapters.generation import prompt_ids
+    from runners.eval_ruler import parse_args
+    from ruler_tasks.chat_templates import resolve_chat_template
+
+    out = convert_hf(FIXTURES / family, tmp_path / "n")
+    config = model_adapters.load_config(out)
+    assert config.tokenizer.chat_template == CONVERTED_TEMPLATES[family]
+    args = ["--checkpoint", str(out), "--lengths", "256", "--run", str(tmp_path / "run")]
+    assert parse_args(args).chat_template == CONVERTED_TEMPLATES[family]  # the default: the checkpoint's own
+    assert parse_args([*args, "--chat-template", "base"]).chat_template == "base"
+    ids = prompt_ids(config, load_tokenizer(out), resolve_chat_template(config.tokenizer.chat_template).wrap("hello"))
+    if config.bos_id is None:  # qwen2: no BOS at all
+        assert family == "qwen2"
+    else:  # the template writes BOS; the predictor does not add a second
+        assert ids[0] == config.bos_id and ids[1] != config.bos_id and ids.count(config.bos_id) == 1
+
+
+def test_chat_template_jinja_file_and_named_templates(tmp_path):
+    src = copy_fixture(tmp_path, "qwen2")
+    edit_json(src / "tokenizer_config.json", chat_template=[
+        {"name": "tool_use", "template": "TOOLS {{ messages[0]['content'] }}"},
+        {"name": "default", "template": "<u>{{ messages[0]['content'] }}</u>{% if add_generation_prompt %}<a>{% endif %}"}])
+    assert model_adapters.load_config(convert_hf(src, tmp_path / "a")).tokenizer.chat_template == "<u>{task_template}</u><a>"
+    (src / "chat_template.jinja").write_text("{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}\n")
+    converted = model_adapters.load_config(convert_hf(src, tmp_path / "b")).tokenizer.chat_template
+    assert converted == "[user] {task_template}"  # the file wins; Jinja drops one trailing newline, as in transformers
+
+
+SANDBOXED = {  # templates left out with a warning: nothing from them runs outside jinja2's sandbox
+    "escape": ("{{ messages.__class__.__mro__[1].__subclasses__() }}{{ messages[0]['content'] }}", "does not render"),
+    "mutate": ("{% set _ = messages.append({'role': 'user', 'content': 'x'}) %}{{ messages[0]['content'] }}",
+               "does not render"),
+    "raises": ("{{ raise_exception('only system roles') }}", "only system roles"),
+    "no_message": ("<s>hello", "does not place the user message exactly once"),
+    "twice": ("{{ messages[0]['content'] }}{{ messages[0]['content'] }}", "does not place the user message exactly once"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SANDBOXED))
+def test_a_template_that_does_not_render_in_the_sandbox_is_left_out_with_a_warning(tmp_path, capsys, case):
+    template, message = SANDBOXED[case]
+    src = copy_fixture(tmp_path, "qwen2")
+    edit_json(src / "tokenizer_config.json", chat_template=template)
+    config = model_adapters.load_config(convert_hf(src, tmp_path / "n"))
+    assert config.tokenizer.chat_template is None
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("warning: ") and "tokenizer_config.json" in line and message in line and "--chat-template" in line
+
+
+def test_a_config_chat_template_without_one_slot_is_refused(tmp_path):
+    out = convert_hf(FIXTURES / "qwen2", tmp_path / "n")
+    edit_json(out / "config.json", tokenizer={"type": "hf", "chat_template": "<u>no slot</u>"})
+    with pytest.raises(UserError, match="chat_template, if present, is a string with exactly one"):
+        model_adapters.load_config(out)

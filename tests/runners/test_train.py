@@ -258,3 +258,30 @@ def test_a_different_recipe_in_the_same_out_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "different recipe" in err and "lr" in err
     assert read_jsonl(out / "train_log.jsonl") == before
+
+
+def test_rla_init_scale_sets_only_rattention_layers_rla_norms(tmp_path):
+    def norms(preset, scale):
+        out = tmp_path / f"{preset}-{scale}"
+        recipe, _ = train.parse_args(["--preset", preset, "--out", str(out), "--steps", "2", "--warmup", "1",
+                                      "--rla-init-scale", str(scale)])
+        trainer = train.Trainer(recipe, out)
+        return {"/".join(map(str, path)): float(np.abs(leaf).max()) for path, leaf in
+                jax.tree_util.tree_flatten_with_path(trainer.params)[0]
+                if any(getattr(p, "key", None) in ("swa_norm", "rla_norm") for p in path)}
+
+    zero = norms("demo-rattention", 0.0)
+    assert zero and all((v == 0.0) == ("rla_norm" in k) for k, v in zero.items())  # swa_norm stays 1
+    assert set(norms("demo-rattention", 0.5).values()) == {0.5, 1.0}
+    assert norms("demo-swa", 0.0) == {}  # no RAttention layer, nothing to set
+
+
+def test_a_recipe_saved_before_a_field_existed_resumes_with_its_default(tmp_path):
+    out = tmp_path / "m"
+    args = [*RECIPE, "--out", str(out), "--steps", "4", "--save-every", "2", "--log-every", "1"]
+    assert train.main([*args, "--until", "2"]) == 0
+    saved = json.loads((out / "recipe.json").read_text())
+    assert saved.pop("rla_init_scale") == 1.0
+    (out / "recipe.json").write_text(json.dumps(saved))  # as an older version wrote it
+    assert train.main(args) == 0
+    assert json.loads((out / "training.json").read_text())["steps"] == 4
