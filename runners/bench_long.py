@@ -35,10 +35,8 @@ TASK = "niah_single_1"
 # map, which exec replaces, whereas getrusage's maxrss also counts the parent's RSS at fork.
 MEASURED = """
 import atexit, runpy, sys
-def peak():
-    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:")).split()[1]
-    print(f"peak_rss_kib {hwm}", file=sys.stderr, flush=True)
-atexit.register(peak)
+from common.memory import peak_rss
+atexit.register(lambda: print(f"peak_rss_kib {peak_rss() // 1024}", file=sys.stderr, flush=True))
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """

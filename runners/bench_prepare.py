@@ -1,7 +1,9 @@
-"""Benchmark sample generation: seconds per task and length, byte and BPE tokenizers (make bench-prepare).
+"""Benchmark sample generation: time and peak memory per task and length, byte and BPE tokenizers
+(make bench-prepare).
 
-Writes bench/results/prepare.json (a file git tracks only with --overwrite) and prints samples/s and
-min/mean fill (length / target) per row. The BPE tokenizer is a byte-level BPE tokenizer.json trained
+Writes bench/results/prepare.json (a file git tracks only with --overwrite) and prints, per row (task,
+tokenizer, length), seconds per sample, the process's peak RSS while generating the row (its VmHWM,
+reset before each row, beside the RSS the row started from), and min/mean fill (length / target). The BPE tokenizer is a byte-level BPE tokenizer.json trained
 here on the shipped corpus (8K vocabulary), so the benchmark needs no download.
 """
 
@@ -13,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.memory import current_rss, peak_rss, reset_peak_rss
 from model_adapters.tokenizers import ByteTokenizer, HFTokenizer
 from ruler_tasks.base import Context
 from ruler_tasks.chat_templates import resolve_chat_template
@@ -42,7 +45,7 @@ def build_bpe_tokenizer(path: Path, vocab_size: int = 8192, text_file: Path = DE
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.bench_prepare", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="all")
-    p.add_argument("--lengths", default="1024,4096,16384,65536,131072")
+    p.add_argument("--lengths", default="1024,4096,16384,65536,131072,262144,524288,1048576")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--out", default="bench/results/prepare.json")
     add_overwrite_flag(p)
@@ -61,15 +64,21 @@ def main(argv=None) -> int:
             for length in parse_lengths(args.lengths):
                 for task in tasks:
                     ctx = Context(length, task.tokens_to_generate, tok, chat)
+                    reset_peak_rss()
+                    rss_before = current_rss()
                     start = time.perf_counter()
                     samples = task.generator.generate(ctx, file_rng(0, task.name, length), args.samples)
                     secs = time.perf_counter() - start
+                    peak = peak_rss()
                     fills = [s.length / length for s in samples]
                     row = {"task": task.name, "tokenizer": tok_name, "length": length, "samples": len(samples),
-                           "seconds": round(secs, 4), "samples_per_s": round(len(samples) / secs, 2),
+                           "seconds": round(secs, 4), "seconds_per_sample": round(secs / len(samples), 4),
+                           "samples_per_s": round(len(samples) / secs, 2), "rss_before_mib": round(rss_before / 2**20, 1),
+                           "peak_rss_mib": round(peak / 2**20, 1),
                            "min_fill": round(min(fills), 4), "mean_fill": round(sum(fills) / len(fills), 4)}
                     rows.append(row)
-                    print(f"{tok_name:6s} {length:>7d} {task.name:16s} {row['samples_per_s']:8.2f} samples/s "
+                    print(f"{tok_name:6s} {length:>7d} {task.name:16s} {row['seconds_per_sample']:8.3f} s/sample "
+                          f"peak RSS {row['peak_rss_mib']:7.1f} MiB (from {row['rss_before_mib']:.1f}) "
                           f"fill min {row['min_fill']:.3f} mean {row['mean_fill']:.3f}", flush=True)
     atomic_write_json(out, {"machine": platform.platform(), "python": platform.python_version(), "rows": rows})
     print(f"wrote {out}")
