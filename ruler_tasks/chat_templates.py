@@ -96,7 +96,8 @@ def from_jinja(source: str, special_tokens: dict[str, str | None], where: str) -
             messages=[{"role": "user", "content": USER_SENTINEL}], add_generation_prompt=True,
             **{name: token or "" for name, token in special_tokens.items()})
     except jinja2.TemplateError as e:  # syntax errors, undefined names, sandbox refusals, raise_exception
-        raise UserError(f"{where}: the chat template does not render ({type(e).__name__}: {e}){fix}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{where}: the chat template does not render ({type(e).__name__}: {first}){fix}") from None
     if text.count(USER_SENTINEL) != 1 or SLOT in text:
         raise UserError(f"{where}: the chat template does not place the user message exactly once{fix}")
     return text.replace(USER_SENTINEL, SLOT)

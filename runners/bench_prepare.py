@@ -69,7 +69,7 @@ def main(argv=None) -> int:
                     start = time.perf_counter()
                     samples = task.generator.generate(ctx, file_rng(0, task.name, length), args.samples)
                     secs = time.perf_counter() - start
-                    peak = peak_rss()
+                    peak = max(peak_rss(), rss_before)  # VmHWM's page counts lag by a few pages
                     fills = [s.length / length for s in samples]
                     row = {"task": task.name, "tokenizer": tok_name, "length": length, "samples": len(samples),
                            "seconds": round(secs, 4), "seconds_per_sample": round(secs / len(samples), 4),

@@ -19,7 +19,7 @@ A template that cannot be rendered that way is left out with a warning.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from model_adapters.tokenizers import HFTokenizer
 from ruler_tasks.chat_templates import from_jinja
 
 
+log = logging.getLogger(__name__)
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 LAYER_TYPES = {"full_attention": "global", "sliding_attention": "swa"}
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # buffers some older checkpoints saved
@@ -144,7 +145,7 @@ def _chat_template(src: Path, tok_cfg: dict, tok_cfg_file: Path) -> str | None:
     try:
         return from_jinja(source, special, str(where))
     except UserError as e:
-        print(f"warning: {e}", file=sys.stderr)
+        log.warning("chat template left out: %s", e)
         return None
 
 

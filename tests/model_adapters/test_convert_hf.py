@@ -199,14 +199,16 @@ SANDBOXED = {  # templates left out with a warning: nothing from them runs outsi
 
 
 @pytest.mark.parametrize("case", sorted(SANDBOXED))
-def test_a_template_that_does_not_render_in_the_sandbox_is_left_out_with_a_warning(tmp_path, capsys, case):
+def test_a_template_that_does_not_render_in_the_sandbox_is_left_out_with_a_warning(tmp_path, caplog, case):
     template, message = SANDBOXED[case]
     src = copy_fixture(tmp_path, "qwen2")
     edit_json(src / "tokenizer_config.json", chat_template=template)
     config = model_adapters.load_config(convert_hf(src, tmp_path / "n"))
     assert config.tokenizer.chat_template is None
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("warning: ") and "tokenizer_config.json" in line and message in line and "--chat-template" in line
+    [record] = [r for r in caplog.records if r.name == "model_adapters.convert.hf"]
+    line = record.getMessage()
+    assert record.levelname == "WARNING" and len(line.splitlines()) == 1
+    assert "tokenizer_config.json" in line and message in line and "--chat-template" in line
 
 
 def test_a_config_chat_template_without_one_slot_is_refused(tmp_path):

@@ -30,5 +30,5 @@ def test_rows_carry_seconds_per_sample_peak_rss_and_fill(tmp_path):
         (tok, n, task) for tok in ("byte", "bpe8k") for n in (1024, 4096) for task in ("niah_single_1", "cwe")]
     for r in rows:
         assert r["samples"] == 2 and abs(r["seconds_per_sample"] * 2 - r["seconds"]) < 2e-4
-        assert r["peak_rss_mib"] >= r["rss_before_mib"] > 0
+        assert r["peak_rss_mib"] >= r["rss_before_mib"] > 20  # the interpreter alone is more than 20 MiB
         assert 0.95 <= r["min_fill"] <= r["mean_fill"] <= 1.0
