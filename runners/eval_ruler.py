@@ -39,6 +39,7 @@ from common.errors import UserError
 from common.files import fingerprint, read_jsonl
 from evaluation import distributed
 from evaluation.distributed import DistributedSpec
+from model_adapters.convert.cached import resolve_checkpoint
 from evaluation.evaluator import Cell, Evaluator, check_lengths
 from evaluation.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
@@ -91,7 +92,8 @@ def parse_args(argv=None) -> EvalConfig:
 
     p = argparse.ArgumentParser(prog="python -m runners.eval_ruler", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT),
-                   help="checkpoint directory (config.json + tokenizer + params/); default: the shipped RAttention demo")
+                   help="checkpoint directory (config.json + tokenizer + params/), or hf:DIR (a Hugging Face model "
+                        "directory, converted once into $RATTN_RULER_CACHE); default: the shipped SWA demo")
     p.add_argument("--lengths", default=None,
                    help="target lengths in tokens, commas or spaces (default: 1x,2x,4x the checkpoint's train_context)")
     p.add_argument("--tasks", default="all", help=TASKS_HELP)
@@ -120,7 +122,7 @@ def parse_args(argv=None) -> EvalConfig:
         raise UserError("--num-processes and --process-id need --coordinator HOST:PORT (process 0's address)")
     spec = None if a.coordinator is None else DistributedSpec(a.coordinator, a.num_processes, a.process_id,
                                                                a.distributed_timeout)
-    ckpt = Path(a.checkpoint)
+    ckpt = resolve_checkpoint(a.checkpoint)
     lengths = parse_lengths(a.lengths) if a.lengths is not None else default_lengths(ckpt)
     chat_template = a.chat_template
     if chat_template == AUTO_TEMPLATE:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from kernels import MODEL_IMPLS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory, or hf:DIR (converted once, cached)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt")
     source.add_argument("--prompt-file", type=Path)
@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         text = args.prompt
 
     from model_adapters.checkpoint import load
+    from model_adapters.convert.cached import resolve_checkpoint
     from model_adapters.generation import generate_greedy, prompt_ids, stop_id
 
-    model, tokenizer = load(args.checkpoint, verify=not args.no_verify)
+    model, tokenizer = load(resolve_checkpoint(args.checkpoint), verify=not args.no_verify)
     prompt = prompt_ids(model.config, tokenizer, text, bos=not args.no_bos)
     result = generate_greedy(
         model, [prompt], max_new_tokens=args.max_new_tokens, prefill_chunk=args.prefill_chunk,

@@ -216,3 +216,30 @@ def test_a_config_chat_template_without_one_slot_is_refused(tmp_path):
     edit_json(out / "config.json", tokenizer={"type": "hf", "chat_template": "<u>no slot</u>"})
     with pytest.raises(UserError, match="chat_template, if present, is a string with exactly one"):
         model_adapters.load_config(out)
+
+
+def test_hf_prefix_converts_once_into_a_cache_keyed_by_content(tmp_path, monkeypatch):
+    from model_adapters.convert import cached
+    from runners.eval_ruler import parse_args
+
+    monkeypatch.setenv(cached.CACHE_ENV, str(tmp_path / "cache"))
+    src = copy_fixture(tmp_path, "qwen2")
+    cfg = parse_args(["--checkpoint", f"hf:{src}", "--lengths", "256", "--run", str(tmp_path / "run")])
+    out = cfg.checkpoint
+    assert out.parent == tmp_path / "cache" / "converted" and out.name.startswith("src-qwen2-")
+    ids = np.load(FIXTURES / "qwen2" / "golden_input_ids.npy")
+    got, _ = logits(out, ids)
+    np.testing.assert_allclose(got, np.load(FIXTURES / "qwen2" / "golden_logits.npy"), rtol=1e-5, atol=3e-5)
+    assert cfg.chat_template == CONVERTED_TEMPLATES["qwen2"]
+
+    stamp = (out / "config.json").stat().st_mtime_ns
+    monkeypatch.setattr("model_adapters.convert.hf.convert_hf", lambda *a, **k: pytest.fail("converted twice"))
+    assert cached.resolve_checkpoint(f"hf:{src}") == out and (out / "config.json").stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    monkeypatch.setenv(cached.CACHE_ENV, str(tmp_path / "cache"))
+    edit_json(src / "config.json", rms_norm_eps=1e-5)  # edited in place: another key, converted again
+    again = cached.resolve_checkpoint(f"hf:{src}")
+    assert again != out and model_adapters.load_config(again).norm_eps == 1e-5
+    assert cached.resolve_checkpoint(str(out)) == out  # a plain directory is taken as given
+    with pytest.raises(UserError, match="is not a directory; pass hf:DIR"):
+        cached.resolve_checkpoint(f"hf:{tmp_path / 'nope'}")
