@@ -122,7 +122,7 @@ def parse_args(argv=None) -> EvalConfig:
         raise UserError("--num-processes and --process-id need --coordinator HOST:PORT (process 0's address)")
     spec = None if a.coordinator is None else DistributedSpec(a.coordinator, a.num_processes, a.process_id,
                                                                a.distributed_timeout)
-    ckpt = resolve_checkpoint(a.checkpoint)
+    ckpt = resolve_checkpoint(a.checkpoint, convert=spec is None)
     lengths = parse_lengths(a.lengths) if a.lengths is not None else default_lengths(ckpt)
     chat_template = a.chat_template
     if chat_template == AUTO_TEMPLATE:

@@ -28,8 +28,10 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rattn-ruler")
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """The native checkpoint directory a --checkpoint value names, converting an `hf:DIR` source first."""
+def resolve_checkpoint(spec: str, *, convert: bool = True) -> Path:
+    """The native checkpoint directory a --checkpoint value names, converting an `hf:DIR` source first
+    (with convert=False, an `hf:DIR` not converted yet is a UserError: conversion runs JAX, which under
+    jax.distributed must wait for initialize)."""
     if not spec.startswith(HF_PREFIX):
         return Path(spec)
     src = Path(spec[len(HF_PREFIX):]).expanduser()
@@ -40,6 +42,9 @@ def resolve_checkpoint(spec: str) -> Path:
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
         if not (out / "config.json").is_file():
+            if not convert:
+                raise UserError(f"{spec}: not converted yet, and several processes cannot convert it; run "
+                                f"python -m model_adapters.convert hf {src} --out OUT and pass --checkpoint OUT")
             from model_adapters.convert.hf import convert_hf
 
             convert_hf(src, out)

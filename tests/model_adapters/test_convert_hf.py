@@ -241,5 +241,9 @@ def test_hf_prefix_converts_once_into_a_cache_keyed_by_content(tmp_path, monkeyp
     again = cached.resolve_checkpoint(f"hf:{src}")
     assert again != out and model_adapters.load_config(again).norm_eps == 1e-5
     assert cached.resolve_checkpoint(str(out)) == out  # a plain directory is taken as given
+    edit_json(src / "config.json", rms_norm_eps=1e-4)
+    with pytest.raises(UserError, match="not converted yet, and several processes cannot convert it"):
+        parse_args(["--checkpoint", f"hf:{src}", "--lengths", "256", "--coordinator", "127.0.0.1:1",
+                    "--num-processes", "2", "--process-id", "0"])
     with pytest.raises(UserError, match="is not a directory; pass hf:DIR"):
         cached.resolve_checkpoint(f"hf:{tmp_path / 'nope'}")
