@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -55,6 +56,22 @@ def param_hashes(ckpt_dir: Path) -> dict[str, str]:
     params_dir = ckpt_dir / "params"
     return {f"params/{p.relative_to(params_dir).as_posix()}": _sha256(p)
             for p in sorted(params_dir.rglob("*")) if p.is_file()}
+
+
+def model_fingerprint(ckpt_dir: str | Path) -> str:
+    """16 hex digits naming the model a checkpoint directory holds: config.json, its tokenizer file and its
+    parameters (manifest.json's hashes, else the bytes under params/). Training records kept beside them
+    (train_log.jsonl, training.json, recipe.json, train_state/) are not part of the model, so editing or
+    dropping them leaves a run's identity unchanged."""
+    ckpt_dir = Path(ckpt_dir)
+    config = load_config(ckpt_dir)
+    h = hashlib.sha256()
+    for name in ["config.json"] + ([config.tokenizer.file] if config.tokenizer.file else []):
+        h.update(f"{name}\0{_sha256(ckpt_dir / name)}\0".encode())
+    manifest = ckpt_dir / MANIFEST
+    files = read_json(manifest).get("files") if manifest.is_file() else None
+    h.update(json.dumps(files if isinstance(files, dict) else param_hashes(ckpt_dir), sort_keys=True).encode())
+    return h.hexdigest()[:16]
 
 
 def verify_manifest(ckpt_dir: Path) -> None:

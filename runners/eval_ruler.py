@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from common.cli import parse_lengths, user_errors_exit_2
 from common.errors import UserError
-from common.files import fingerprint, read_jsonl
+from common.files import read_jsonl
 from evaluation import distributed
 from evaluation.distributed import DistributedSpec
 from model_adapters.convert.cached import resolve_checkpoint
@@ -247,13 +247,15 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
     (tests use doubles that answer from the gold outputs)."""
     import jax
 
+    from model_adapters.checkpoint import model_fingerprint
+
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     process, n_process = jax.process_index(), jax.process_count()
     distributed.agree("eval settings", {k: v for k, v in asdict(cfg).items() if k != "distributed"})
     model, tokenizer = validate(cfg)
     run = RunDir(cfg.run)
-    identity = {"checkpoint": fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.chat_template}
+    identity = {"checkpoint": model_fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.chat_template}
     with run.locked(process if n_process > 1 else None):
         if process != 0:  # process 0 prepares the data and claims the run; the others then reuse both
             distributed.barrier("run claimed")

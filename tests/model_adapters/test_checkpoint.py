@@ -86,3 +86,39 @@ def test_presets_are_valid_configs(preset):
     config = config_from_dict(PRESETS[preset])
     assert config_from_dict(config.to_dict()) == config
     assert len(config.layer_kinds) == config.num_layers
+
+
+def test_model_fingerprint_names_the_model_not_its_training_records(saved, tmp_path):
+    from model_adapters.checkpoint import MANIFEST, model_fingerprint
+
+    ckpt = Path(shutil.copytree(saved[1], tmp_path / "ckpt"))
+    before = model_fingerprint(ckpt)
+    (ckpt / "training.json").write_text('{"note": "edited"}')  # provenance beside the model
+    (ckpt / "train_log.jsonl").write_text('{"step": 1}\n')
+    (ckpt / "train_state").mkdir()
+    (ckpt / "train_state" / "0").write_bytes(b"optimizer state")
+    assert model_fingerprint(ckpt) == before
+
+    def changed(edit) -> str:
+        other = Path(shutil.copytree(saved[1], tmp_path / f"other-{len(list(tmp_path.iterdir()))}"))
+        edit(other)
+        return model_fingerprint(other)
+
+    assert changed(lambda p: _edit_config(p, norm_eps=1e-3)) != before  # the config
+    manifest = json.loads((ckpt / MANIFEST).read_text())
+    name = sorted(manifest["files"])[0]
+
+    def new_params(p: Path):  # re-saved parameters: new bytes and a new manifest
+        m = json.loads((p / MANIFEST).read_text())
+        m["files"][name] = "0" * 64
+        (p / MANIFEST).write_text(json.dumps(m))
+
+    assert changed(new_params) != before
+
+    def no_manifest_new_bytes(p: Path):  # without a manifest the parameter bytes themselves count
+        (p / MANIFEST).unlink()
+        first = model_fingerprint(p)
+        (p / name).write_bytes((p / name).read_bytes() + b"\0")
+        assert model_fingerprint(p) != first
+
+    changed(no_manifest_new_bytes)
