@@ -51,6 +51,23 @@ def test_fit_is_never_over_budget_and_fills_it(tokenizers_by_name, tokenizer_nam
     assert 0.95 * budget <= res.tokens <= budget, (res.tokens, budget)
 
 
+@FAST
+@given(counts=st.lists(st.integers(0, 50), max_size=20))
+def test_prefix_sums_start_at_zero_and_sum_each_prefix(counts):
+    cum = prefix_sums(np.asarray(counts, dtype=np.int64))
+    assert cum.shape == (len(counts) + 1,)
+    assert [int(c) for c in cum] == [sum(counts[:n]) for n in range(len(counts) + 1)]
+
+
+@FAST
+@given(tokenizer_name=st.sampled_from(["byte", "bpe"]), pieces=st.lists(words, max_size=12))
+def test_count_pieces_counts_each_piece_alone(tokenizers_by_name, tokenizer_name, pieces):
+    tokenizer = tokenizers_by_name[tokenizer_name]
+    counts = count_pieces(tokenizer, pieces)
+    assert counts.dtype == np.int64 and counts.shape == (len(pieces),)
+    assert [int(c) for c in counts] == [len(tokenizer.encode(p)) for p in pieces]
+
+
 ascii_text = st.text(alphabet=string.ascii_letters + string.digits + " \t\n\x00\x1f.,", max_size=40)
 golds = st.lists(st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=6), min_size=1, max_size=4)
 
