@@ -3,8 +3,9 @@
 
 Writes bench/results/prepare.json (a file git tracks only with --overwrite) and prints, per row (task,
 tokenizer, length), seconds per sample, the process's peak RSS while generating the row (its VmHWM,
-reset before each row, beside the RSS the row started from), and min/mean fill (length / target). The BPE tokenizer is a byte-level BPE tokenizer.json trained
-here on the shipped corpus (8K vocabulary), so the benchmark needs no download.
+reset before each row, beside the RSS the row started from), and min/mean fill (length / target). The
+BPE tokenizer is a byte-level BPE tokenizer.json trained here on the shipped corpus (8K vocabulary), so
+the benchmark needs no download.
 """
 
 from __future__ import annotations
