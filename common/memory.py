@@ -1,7 +1,12 @@
-"""This process's resident memory on Linux: its peak since start or since the last reset_peak_rss()."""
+"""This process's resident memory: its peak since start or since the last reset_peak_rss() (Linux).
+
+The peak is the process's VmHWM, which belongs to its own memory map: unlike getrusage's ru_maxrss, it
+does not count the RSS of the parent it was forked from.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -11,8 +16,15 @@ def _status_kib(field: str) -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident bytes (VmHWM): since the process started, or since reset_peak_rss()."""
-    return _status_kib("VmHWM") * 1024
+    """Peak resident bytes (VmHWM): since the process started, or since reset_peak_rss(). Without procfs
+    (macOS), getrusage's lifetime peak."""
+    try:
+        return _status_kib("VmHWM") * 1024
+    except FileNotFoundError:
+        import resource
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return maxrss if sys.platform == "darwin" else maxrss * 1024  # bytes on macOS, KiB elsewhere
 
 
 def current_rss() -> int:

@@ -99,11 +99,3 @@ def peak_device_memory() -> int | None:
     stats = jax.local_devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return int(peak) if peak is not None else None
-
-
-def host_peak_rss() -> int:
-    """Peak resident memory of this process in bytes (Linux reports ru_maxrss in KiB)."""
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-

@@ -10,8 +10,6 @@ CPU-sized version in a couple of minutes.
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
 import sys
 import time
 
@@ -26,6 +24,8 @@ from model_adapters.generation import cache_bucket, init_caches_on_device, run_d
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import preset_config
 from common.files import atomic_write_json
+from common.memory import peak_rss
+from evaluation.predictors import peak_device_memory
 from common.cli import parse_lengths, user_errors_exit_2
 from runners.bench_out import add_overwrite_flag, result_path
 
@@ -39,14 +39,6 @@ def state_bytes_per_kind(caches, kinds) -> dict[str, int]:
     for kind, cache in zip(kinds, caches):
         out[kind] = int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(cache)))
     return out
-
-
-def peak_memory_bytes() -> int | None:
-    """Peak device memory where the backend reports it, else the process's peak RSS (CPU)."""
-    stats = jax.devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return int(stats["peak_bytes_in_use"])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if platform.system() == "Linux" else None
 
 
 def bench_context(graphdef, state, config, context: int, chunk: int, steps: int, impl, rng) -> dict:
@@ -128,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "preset": preset, "config": config.to_dict(), "impl": args.impl, "decode_steps": steps,
         "device": str(jax.devices()[0]), "backend": jax.default_backend(), "jax": jax.__version__,
-        "rows": rows, "local_state_bytes_flat_across_contexts": flat, "peak_memory_bytes": peak_memory_bytes(),
+        "rows": rows, "local_state_bytes_flat_across_contexts": flat, "peak_memory_bytes": peak_device_memory() or peak_rss(),
     }
     atomic_write_json(out, result)
     print(f"wrote {out}; local-layer state flat across contexts: {flat}")

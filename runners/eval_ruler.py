@@ -37,11 +37,12 @@ from tqdm import tqdm
 from common.cli import parse_lengths, user_errors_exit_2
 from common.errors import UserError
 from common.files import read_jsonl
+from common.memory import peak_rss
 from evaluation import distributed
 from evaluation.distributed import DistributedSpec
 from model_adapters.convert.cached import resolve_checkpoint
 from evaluation.evaluator import Cell, Evaluator, check_lengths
-from evaluation.predictors import ModelPredictor, Predictor, host_peak_rss, peak_device_memory, prompt_length
+from evaluation.predictors import ModelPredictor, Predictor, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
 from model_adapters.config import load_config
 from runners.prepare import OPTION_ENV, TASKS_HELP, list_tasks_if_asked, prepare_data, select_tasks
@@ -300,7 +301,7 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
             bar.refresh()
             with bar:
                 evaluator.run(mine)
-            peaks[str(length)] = peak_device_memory() or host_peak_rss()
+            peaks[str(length)] = peak_device_memory() or peak_rss()
 
         distributed.barrier("all prediction shards written")
         if process != 0:
