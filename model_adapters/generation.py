@@ -98,8 +98,8 @@ def init_caches_on_device(graphdef, state, batch, cache_len):
 def run_prefill_chunk(graphdef, state, tokens, caches, kv_start, impl):
     """tokens [B,C] -> (logits of the chunk's last position [B,V] f32, caches, nan_per_layer)."""
     model = nnx.merge(graphdef, state)
-    logits, caches, nan = model.forward_chunk(tokens, caches, kv_start=kv_start, impl=impl)
-    return logits[:, -1], caches, nan
+    logits, caches, nan = model.forward_chunk(tokens, caches, kv_start=kv_start, impl=impl, last_only=True)
+    return logits[:, 0], caches, nan
 
 
 class DecodeState(NamedTuple):

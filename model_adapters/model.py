@@ -294,9 +294,11 @@ class RAttentionLM(nnx.Module):
         """One cache per block; global layers hold max_len positions, local layers only their window."""
         return tuple(block.attn.init_cache(batch, max_len) for block in self.blocks)
 
-    def forward_chunk(self, tokens, caches: tuple, *, kv_start=None, impl=None):
+    def forward_chunk(self, tokens, caches: tuple, *, kv_start=None, impl=None, last_only: bool = False):
         """The next T positions: tokens [B,T] -> (logits [B,T,V] f32, caches, nan_per_layer [num_layers] bool).
 
+        last_only: logits of the chunk's last position only, [B,1,V] (a prefill chunk needs no others, and
+        at a 32K vocabulary the rest are most of a chunk's FLOPs).
         nan_per_layer[i] says block i's output holds a NaN or an Inf at a real (non-pad) position.
         """
         batch, t_len = tokens.shape
@@ -309,4 +311,4 @@ class RAttentionLM(nnx.Module):
             x, cache = block.forward_chunk(x, positions, cache, kv_start=kv_start, impl=impl)
             new_caches.append(cache)
             nan_flags.append(jnp.any(~jnp.isfinite(x) & real[:, :, None]))
-        return self._logits(x), tuple(new_caches), jnp.stack(nan_flags)
+        return self._logits(x[:, -1:] if last_only else x), tuple(new_caches), jnp.stack(nan_flags)

@@ -4,7 +4,7 @@ A prediction is first cleaned (strip; every control character in [\\x00-\\x1f] b
 strip again). Then, case-insensitively:
 - string_match_all: the fraction of gold strings that occur in the prediction;
 - string_match_part: 1 if any gold string occurs, else 0 (RULER's definition; lm-eval's port averages).
-A task score is the mean of per-sample scores times 100, rounded to 2 decimals.
+Cell scores (RULER's arithmetic over these per-sample scores) are in reports/scoring.py.
 """
 
 from __future__ import annotations
@@ -60,8 +60,3 @@ def sample_scores(metric: str, preds: Sequence[str], refs: Sequence[Sequence[str
     fn = get_metric(metric)
     return [fn(p, r) for p, r in zip(preds, refs)]
 
-
-def task_score(metric: str, preds: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
-    """RULER's task score: mean per-sample score x 100, rounded to 2 decimals (0.0 for no samples)."""
-    scores = sample_scores(metric, preds, refs)
-    return round(100.0 * sum(scores) / len(scores), 2) if scores else 0.0

@@ -23,12 +23,13 @@ OUT = ROOT / "bench" / "results" / "mutation.json"
 
 # module -> the tests that pin it down
 MODULES = {
-    "ruler_tasks/metrics.py": ["tests/reports/test_scoring.py", "tests/ruler_tasks/test_length_fit_properties.py"],
+    "ruler_tasks/metrics.py": ["tests/reports/test_scoring.py", "tests/ruler_tasks/test_length_fit_properties.py",
+                               "tests/ruler_tasks/test_registry.py", "tests/reports/test_ruler_arithmetic.py"],
     "ruler_tasks/length_fit.py": ["tests/ruler_tasks/test_length_fit.py", "tests/ruler_tasks/test_length_fit_properties.py"],
     "reports/scoring.py": ["tests/reports/test_scoring.py", "tests/reports/test_ci_coverage.py",
                            "tests/reports/test_report_properties.py"],
     "reports/aggregate.py": ["tests/reports/test_aggregate.py", "tests/reports/test_ci_coverage.py",
-                             "tests/reports/test_report_properties.py"],
+                             "tests/reports/test_report_properties.py", "tests/reports/test_ruler_arithmetic.py"],
     "kernels/linear_attention/reference.py": ["tests/kernels"],
     "kernels/sliding_window/reference.py": ["tests/kernels"],
     "kernels/dispatch.py": ["tests/kernels"],

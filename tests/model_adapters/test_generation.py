@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from model_adapters.generation import generate_greedy, prompt_bucket
+from model_adapters.generation import generate_greedy, prompt_bucket, run_prefill_chunk
 from common.errors import UserError
 from tests.conftest import assert_close
 from tests.model_adapters.tiny_models import full_logits, perturbed_model
@@ -77,3 +77,15 @@ def test_vocab_limit_keeps_greedy_choices_among_decodable_ids(model, batch_resul
         logits = np.asarray(full_logits(graphdef, state, jnp.asarray([prompt + new[:-1]], jnp.int32))[0, len(prompt) - 1:])
         assert new == np.argmax(logits[:, :limit], axis=-1).tolist()
         assert any(np.argmax(logits, axis=-1) >= limit)  # the limit changed at least one choice
+
+
+def test_a_prefill_chunk_computes_logits_only_at_its_last_position(model):
+    """No [B,C,V] (or [B*C,V]) logits tensor anywhere in the compiled prefill chunk, only [B,V]."""
+    graphdef, state = nnx.split(model)
+    batch, chunk, vocab = 2, 48, model.config.vocab_size
+    caches = model.init_caches(batch, 2 * chunk)
+    tokens = jnp.zeros((batch, chunk), jnp.int32)
+    hlo = run_prefill_chunk.lower(graphdef, state, tokens, caches, jnp.zeros((batch,), jnp.int32),
+                                  "reference").compile().as_text()
+    assert f"f32[{batch},{vocab}]" in hlo
+    assert f"[{batch},{chunk},{vocab}]" not in hlo and f"[{batch * chunk},{vocab}]" not in hlo

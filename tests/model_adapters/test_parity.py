@@ -26,12 +26,12 @@ def _case(preset, impl, dtype):
     return pytest.param(preset, impl, dtype, id=f"{preset}-{impl}-{dtype}")
 
 
-# Every preset with the reference; both local kinds with xla in f32; RAttention (SWA + RLA) in bf16.
-# (The Pallas kernels take about 10 s a call in interpret mode on CPU; tests/kernels covers them.)
+# Every preset with the reference; both local kinds with xla in f32; RAttention (SWA + RLA) in bf16 with
+# xla and in f32 with pallas (the TPU kernels in interpret mode on CPU, the GPU kernels on a GPU).
 PARITY_CASES = (
     [_case(preset, "reference", "float32") for preset in TINY_PRESETS]
     + [_case(preset, "xla", "float32") for preset in ("tiny-rattention", "tiny-swa")]
-    + [_case("tiny-rattention", "xla", "bfloat16")]
+    + [_case("tiny-rattention", "xla", "bfloat16"), _case("tiny-rattention", "pallas", "float32")]
 )
 
 
