@@ -330,7 +330,7 @@ class RunDir:
         return info
 
     def check_claim(self, identity: dict, samples: int) -> bool:
-        """Refuses a run claimed with another identity (checkpoint, seed, template) or more samples per
+        """Refuses a run claimed with another identity (checkpoint, seed, template, compute dtype) or more samples per
         cell than `samples`; returns whether the run is claimed already. Writes nothing."""
         info = self.info()
         before = info.get("identity")

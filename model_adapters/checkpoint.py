@@ -26,7 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from model_adapters.config import ModelConfig, load_config
+from model_adapters.config import ModelConfig, load_config, resolve_compute_dtype
 from model_adapters.model import RAttentionLM
 from model_adapters.tokenizers import tokenizer_from_config
 from common.errors import UserError
@@ -152,13 +152,17 @@ def _restore_params(ckpt_dir: Path) -> dict:
         raise UserError(f"{params_dir}: not a readable orbax checkpoint ({type(e).__name__}: {first}); re-save it") from None
 
 
-def load(ckpt_dir: str | Path, *, verify: bool = True):
+def load(ckpt_dir: str | Path, *, verify: bool = True, compute_dtype: str | None = None):
     """Returns (RAttentionLM, tokenizer) from a checkpoint directory; each bad piece is a UserError.
-    `verify` checks params/ against manifest.json first."""
+    `verify` checks params/ against manifest.json first. `compute_dtype` (one of config.DTYPES, or
+    config.AUTO_DTYPE for the backend's choice) replaces config.json's activation dtype; params keep theirs."""
     ckpt_dir = Path(ckpt_dir).absolute()
     if not ckpt_dir.is_dir():
         raise UserError(f"{ckpt_dir}: not a directory; pass a checkpoint directory (config.json + params/)")
     config = load_config(ckpt_dir)
+    if compute_dtype is not None:
+        config = config.replace(
+            compute_dtype=resolve_compute_dtype(compute_dtype, config.compute_dtype, jax.default_backend()))
     if verify and (ckpt_dir / "params").is_dir():
         verify_manifest(ckpt_dir)
     tokenizer = tokenizer_from_config(ckpt_dir, config.tokenizer.to_dict())

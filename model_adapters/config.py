@@ -17,6 +17,7 @@ from common.files import read_json
 LAYER_KINDS = ("rattention", "swa", "global")
 LOCAL_KINDS = ("rattention", "swa")
 DTYPES = ("float32", "bfloat16", "float16")
+AUTO_DTYPE = "auto"  # compute dtype: bfloat16 on a GPU or TPU for a float32 checkpoint, else the checkpoint's
 
 
 @dataclass(frozen=True)
@@ -183,3 +184,14 @@ def load_config(ckpt_dir: str | Path) -> ModelConfig:
     if not path.is_file():
         raise UserError(f"{ckpt_dir}: no config.json; this is not a checkpoint directory (make one with python -m runners.init)")
     return config_from_dict(read_json(path), source=str(path))
+
+
+def resolve_compute_dtype(requested: str, stored: str, backend: str) -> str:
+    """The activation dtype to run with: `requested` (one of DTYPES or AUTO_DTYPE) given the checkpoint's
+    `stored` compute_dtype and jax's `backend`. AUTO_DTYPE keeps the matrix work on the tensor cores of a
+    GPU/TPU (bfloat16; RLA state, norms, softmax and logits stay float32) and the checkpoint's on a CPU."""
+    if requested != AUTO_DTYPE:
+        if requested not in DTYPES:
+            raise UserError(f"--compute-dtype: {requested!r} is not one of {(AUTO_DTYPE, *DTYPES)}")
+        return requested
+    return "bfloat16" if backend in ("gpu", "tpu") and stored == "float32" else stored

@@ -44,7 +44,7 @@ from model_adapters.convert.cached import resolve_checkpoint
 from evaluation.evaluator import Cell, Evaluator, check_lengths
 from evaluation.predictors import ModelPredictor, Predictor, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
-from model_adapters.config import load_config
+from model_adapters.config import AUTO_DTYPE, DTYPES, load_config
 from runners.prepare import OPTION_ENV, TASKS_HELP, list_tasks_if_asked, prepare_data, select_tasks
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "swa-w64"
@@ -64,6 +64,7 @@ class EvalConfig:
     prefill_chunk: int = 2048
     chat_template: str = "base"
     impl: str | None = None
+    compute_dtype: str = AUTO_DTYPE  # activation dtype (model_adapters.config.resolve_compute_dtype)
     task_files: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)  # haystack / squad / hotpotqa paths
     verify: bool = True  # check the checkpoint's manifest of content hashes
@@ -107,6 +108,8 @@ def parse_args(argv=None) -> EvalConfig:
                    help=f"chat template name or format string with {{task_template}} (default {AUTO_TEMPLATE!r}: the "
                         "checkpoint's own, converted from its tokenizer_config.json, else 'base')")
     p.add_argument("--impl", choices=MODEL_IMPLS, default=None, help="kernel implementation (default: per backend)")
+    p.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE,
+                   help="activation dtype (default: bfloat16 on a GPU/TPU for a float32 checkpoint, else config.json's)")
     p.add_argument("--task-file", action="append", default=[], help="extra task YAML or .py file (repeatable)")
     p.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes (huge checkpoints)")
     for name, env in OPTION_ENV.items():
@@ -132,7 +135,7 @@ def parse_args(argv=None) -> EvalConfig:
     return EvalConfig(
         checkpoint=ckpt, lengths=tuple(lengths), tasks=a.tasks, samples=a.samples, run=Path(a.run) if a.run else None,
         seed=a.seed, batch=a.batch, prefill_chunk=a.prefill_chunk, chat_template=chat_template, impl=a.impl,
-        task_files=tuple(a.task_file), options=options, verify=not a.no_verify, distributed=spec,
+        compute_dtype=a.compute_dtype, task_files=tuple(a.task_file), options=options, verify=not a.no_verify, distributed=spec,
     )
 
 
@@ -227,7 +230,7 @@ def validate(cfg: EvalConfig):
 
     if cfg.run.exists() and not cfg.run.is_dir():
         raise UserError(f"{cfg.run}: exists and is not a directory; pick another --run")
-    model, tokenizer = load(cfg.checkpoint, verify=cfg.verify)
+    model, tokenizer = load(cfg.checkpoint, verify=cfg.verify, compute_dtype=cfg.compute_dtype)
     config = model.config
     extra = 1 if config.bos_id is not None else 0
     for length in cfg.lengths:
@@ -256,7 +259,8 @@ def run_eval(cfg: EvalConfig, make_predictor: Callable[[object, object], Predict
     distributed.agree("eval settings", {k: v for k, v in asdict(cfg).items() if k != "distributed"})
     model, tokenizer = validate(cfg)
     run = RunDir(cfg.run)
-    identity = {"checkpoint": model_fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.chat_template}
+    identity = {"checkpoint": model_fingerprint(cfg.checkpoint), "seed": cfg.seed, "template": cfg.chat_template,
+                "compute_dtype": model.config.compute_dtype}
     with run.locked(process if n_process > 1 else None):
         if process != 0:  # process 0 prepares the data and claims the run; the others then reuse both
             distributed.barrier("run claimed")

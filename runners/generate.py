@@ -31,6 +31,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 @user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
     from kernels import MODEL_IMPLS
+    from model_adapters.config import AUTO_DTYPE, DTYPES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory, or hf:DIR (converted once, cached)")
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, required=True)
     parser.add_argument("--prefill-chunk", type=int, default=2048)
     parser.add_argument("--impl", choices=MODEL_IMPLS, default=None)
+    parser.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE,
+                        help="activation dtype (default: bfloat16 on a GPU/TPU for a float32 checkpoint, else config.json's)")
     parser.add_argument("--dump-logits", type=Path, metavar="OUT.npy")
     parser.add_argument("--no-bos", action="store_true", help="do not prepend the config's bos_id")
     parser.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes")
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from model_adapters.convert.cached import resolve_checkpoint
     from model_adapters.generation import generate_greedy, prompt_ids, stop_id
 
-    model, tokenizer = load(resolve_checkpoint(args.checkpoint), verify=not args.no_verify)
+    model, tokenizer = load(resolve_checkpoint(args.checkpoint), verify=not args.no_verify,
+                            compute_dtype=args.compute_dtype)
     prompt = prompt_ids(model.config, tokenizer, text, bos=not args.no_bos)
     result = generate_greedy(
         model, [prompt], max_new_tokens=args.max_new_tokens, prefill_chunk=args.prefill_chunk,

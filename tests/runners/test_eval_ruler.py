@@ -169,6 +169,8 @@ def test_bad_input_is_one_line_exit_2(ckpt, reference_run, tmp_path):
         "unknown task": (cli_args(ckpt, tmp_path / "b", tasks="niah_singel_1"), "did you mean 'niah_single_1'"),
         "length too long": (cli_args(ckpt, tmp_path / "c", lengths="200000"), "max_context"),
         "other seed, same run": (cli_args(ckpt, reference_run, seed=8), "different seed"),
+        "other dtype, same run": (cli_args(ckpt, reference_run, "--compute-dtype", "bfloat16"),
+                                  "different compute_dtype (compute_dtype='float32')"),
     }
     for name, (args, needle) in cases.items():
         code, err = run_cli(args)
