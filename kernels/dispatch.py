@@ -25,7 +25,7 @@ from kernels.cache import (
     ring_write,
 )
 from kernels.feature_maps import check_feature_map
-from kernels.linear_attention.chunked import rla_chunked
+from kernels.linear_attention.chunked import balanced_chunks_per_state, rla_chunked
 from kernels.linear_attention.reference import rla_reference
 from kernels.sliding_window.chunked import swa_blocked
 from kernels.sliding_window.reference import swa_reference
@@ -90,10 +90,17 @@ def _resolve(op: str, impl: str | None, q, k, kv_start, window: int) -> str:
     raise AssertionError("xla accepts every call")
 
 
+def _rla_xla(q, k, v, state, first_valid, *, shift: int, feature_map: str):
+    """The chunked RLA core: one scan over the chunks on a CPU; on a GPU/TPU about sqrt(chunks) saved
+    states, so that many super-chunks run in parallel (flexible state saving, chunked.py)."""
+    per_state = None if jax.default_backend() == "cpu" else balanced_chunks_per_state(q.shape[1])
+    return rla_chunked(q, k, v, state, first_valid, shift=shift, feature_map=feature_map, chunks_per_state=per_state)
+
+
 def _rla_core(name: str):
     if name == "pallas":
         return _pallas_module("rla").rla_pallas
-    return {"reference": rla_reference, "xla": rla_chunked}[name]
+    return {"reference": rla_reference, "xla": _rla_xla}[name]
 
 
 def _swa_core(name: str):

@@ -46,7 +46,8 @@ def test_rla_matches_reference(shape, feature_map, dtype, impl):
     assert o.dtype == v.dtype and state.dtype == jnp.float32
     assert state.shape == (shape.batch, shape.heads, 2 * shape.dim, shape.dim)
     assert_close("o", o_ref, o, *TOLERANCE[dtype])
-    assert_close("final_state", state_ref, state, *TOLERANCE["float32"])
+    # bf16 inputs: the state sums bf16 phi(k)^T v products (float32 accumulation), as the tensor cores do
+    assert_close("final_state", state_ref, state, *TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("shape,dtype,impl", list(_swa_cases()))
