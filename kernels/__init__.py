@@ -1,9 +1,19 @@
-"""RAttention's compute core: residual linear attention and sliding-window attention (see README.md)."""
+"""Attention's compute core: residual linear, sliding-window and global attention (see README.md)."""
 
-from kernels.cache import RAttentionCache, SWACache, rattention_cache_init, swa_cache_init
+from kernels.cache import (
+    GlobalCache,
+    RAttentionCache,
+    SWACache,
+    global_cache_init,
+    kv_start_or_zeros,
+    rattention_cache_init,
+    swa_cache_init,
+)
 from kernels.dispatch import (
     IMPLS,
     MODEL_IMPLS,
+    global_attention,
+    global_attention_chunk,
     rattention_chunk,
     rattention_decode_step,
     residual_linear_attention,
@@ -13,10 +23,15 @@ from kernels.dispatch import (
 )
 
 __all__ = [
+    "GlobalCache",
     "IMPLS",
     "MODEL_IMPLS",
     "RAttentionCache",
     "SWACache",
+    "global_attention",
+    "global_attention_chunk",
+    "global_cache_init",
+    "kv_start_or_zeros",
     "rattention_cache_init",
     "rattention_chunk",
     "rattention_decode_step",

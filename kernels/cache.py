@@ -1,7 +1,9 @@
-"""The carried state of chunked prefill and decode: ring buffers of the last W keys/values + RLA state.
+"""The carried state of chunked prefill and decode: ring buffers of the last W keys/values + RLA state
+(local layers), and the KV cache of global layers.
 
 The ring holds positions pos-W .. pos-1 at slot = position % W. A position is valid (a real token) iff
-it is >= max(0, kv_start[b]); slots holding negative positions (the first W steps) are empty.
+it is >= max(0, kv_start[b]); slots holding negative positions (the first W steps) are empty. A global
+layer's cache is sized once to the bucketed longest sequence and holds position p at index p.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ class RAttentionCache(NamedTuple):
     v: jax.Array
     state: jax.Array
     pos: jax.Array
+
+
+class GlobalCache(NamedTuple):
+    """k, v: [B, L, Hkv, D] with position p at index p (pads included); pos: int32 [] positions written."""
+
+    k: jax.Array
+    v: jax.Array
+    pos: jax.Array
+
+
+def global_cache_init(batch: int, max_len: int, num_kv_heads: int, head_dim: int, dtype) -> GlobalCache:
+    kv = jnp.zeros((batch, max_len, num_kv_heads, head_dim), dtype)
+    return GlobalCache(k=kv, v=kv, pos=jnp.zeros((), jnp.int32))
 
 
 def swa_cache_init(batch: int, window: int, num_kv_heads: int, head_dim: int, dtype) -> SWACache:
@@ -67,12 +82,17 @@ def ring_from_order(ordered: jax.Array, pos_end: jax.Array) -> jax.Array:
     return jnp.roll(ordered, pos_end % window, axis=1) if window else ordered
 
 
+def kv_start_or_zeros(kv_start, batch: int) -> jax.Array:
+    """[B] int32 first real position per row (None: no padding)."""
+    return jnp.zeros((batch,), jnp.int32) if kv_start is None else jnp.asarray(kv_start, jnp.int32)
+
+
 def first_valid(kv_start, batch: int, key_pos0) -> jax.Array:
     """[B] int32: index of the first valid key in a key sequence whose index 0 is position key_pos0.
 
     Key j is valid iff j >= first_valid[b], i.e. key_pos0 + j >= max(0, kv_start[b]).
     """
-    start = jnp.zeros((batch,), jnp.int32) if kv_start is None else jnp.asarray(kv_start, jnp.int32)
+    start = kv_start_or_zeros(kv_start, batch)
     if start.shape != (batch,):
         raise ValueError(f"kv_start must have shape ({batch},), got {start.shape}")
     return jnp.maximum(start, 0) - jnp.asarray(key_pos0, jnp.int32)

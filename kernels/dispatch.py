@@ -16,15 +16,19 @@ import jax.numpy as jnp
 
 from kernels import decode
 from kernels.cache import (
+    GlobalCache,
     RAttentionCache,
     SWACache,
     first_valid,
     initial_state_for,
+    kv_start_or_zeros,
     ring_from_order,
     ring_in_order,
     ring_write,
 )
 from kernels.feature_maps import check_feature_map
+from kernels.global_attention.blocked import DEFAULT_BLOCK_K, attention_key_blocked, attention_query_blocked
+from kernels.global_attention.reference import extend_cache, global_chunk_reference, global_reference
 from kernels.linear_attention.chunked import balanced_chunks_per_state, rla_chunked
 from kernels.linear_attention.reference import rla_reference
 from kernels.sliding_window.chunked import swa_blocked
@@ -238,3 +242,41 @@ def rattention_decode_step(q_swa, k_swa, q_rla, k_rla, v, cache: RAttentionCache
         pos=pos + 1,
     )
     return o_swa, o_rla, cache
+
+
+def _global_uses_cudnn(impl, q, kv_start) -> bool:
+    """impl=None on a GPU takes cuDNN's causal attention for a whole unpadded bf16/f16 sequence."""
+    return (impl is None and jax.default_backend() == "gpu" and kv_start is None
+            and q.dtype in (jnp.bfloat16, jnp.float16) and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)
+
+
+@functools.partial(jax.jit, static_argnames=("impl",))
+def global_attention(q, k, v, *, kv_start=None, impl=None):
+    """Causal attention over a whole sequence: q [B,T,Hq,D] (rotated), k/v [B,T,Hkv,D] -> [B,T,Hq,D].
+
+    Keys before kv_start[b] (left padding) are never seen. "xla" and "pallas" (global layers have no
+    Pallas kernel) take the query-blocked, differentiable path; None on a GPU takes cuDNN where it can.
+    """
+    _check(q, k, v, 0)
+    if impl not in (None, *MODEL_IMPLS):
+        raise ValueError(f"impl must be one of {MODEL_IMPLS} or None, got {impl!r}")
+    if impl == "reference":
+        return global_reference(q, k, v, kv_start)
+    if _global_uses_cudnn(impl, q, kv_start):
+        return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
+    return attention_query_blocked(q, k, v, kv_start_or_zeros(kv_start, q.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnames=("impl", "block_k"))
+def global_attention_chunk(q, k, v, cache: GlobalCache, *, kv_start=None, impl=None, block_k: int = DEFAULT_BLOCK_K):
+    """The next T positions, reading and extending the cache: q [B,T,Hq,D], k/v [B,T,Hkv,D] ->
+    (o [B,T,Hq,D], cache advanced by T). The caller guarantees pos + T <= L. Every impl but "reference"
+    runs the key-blocked online softmax (memory O(T * block_k), cost O(T * (pos + T)))."""
+    _check(q, k, v, 0)
+    if impl not in (None, *MODEL_IMPLS):
+        raise ValueError(f"impl must be one of {MODEL_IMPLS} or None, got {impl!r}")
+    if impl == "reference":
+        return global_chunk_reference(q, k, v, cache, kv_start)
+    k_all, v_all, q_pos, cache = extend_cache(cache, k, v)
+    kv_start = kv_start_or_zeros(kv_start, q.shape[0])
+    return attention_key_blocked(q, k_all, v_all, q_pos, kv_start, cache.pos, block_k=block_k), cache

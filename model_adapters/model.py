@@ -20,13 +20,8 @@ import numpy as np
 from flax import nnx
 
 import kernels
+from kernels import kv_start_or_zeros
 from model_adapters.config import ModelConfig
-from model_adapters.global_attention import (
-    global_attention,
-    global_attention_chunk,
-    global_cache_init,
-    kv_start_or_zeros,
-)
 
 GROUP_NORM_EPS = 1e-8
 
@@ -184,7 +179,7 @@ class Attention(nnx.Module):
         c = self.config
         q, k, v, q_rot, k_rot = self._project(x, positions)
         if self.kind == "global":
-            return self._output(global_attention(q_rot, k_rot, v, kv_start=kv_start))
+            return self._output(kernels.global_attention(q_rot, k_rot, v, kv_start=kv_start, impl=impl))
         o_swa = kernels.sliding_window_attention(q_rot, k_rot, v, window=c.window, kv_start=kv_start, impl=impl)
         if self.kind == "swa":
             return self._output(o_swa)
@@ -203,7 +198,7 @@ class Attention(nnx.Module):
         c = self.config
         dtype = jnp.dtype(c.compute_dtype)
         if self.kind == "global":
-            return global_cache_init(batch, max_len, c.num_kv_heads, c.head_dim, dtype)
+            return kernels.global_cache_init(batch, max_len, c.num_kv_heads, c.head_dim, dtype)
         if self.kind == "swa":
             return kernels.swa_cache_init(batch, c.window, c.num_kv_heads, c.head_dim, dtype)
         return kernels.rattention_cache_init(
@@ -215,7 +210,7 @@ class Attention(nnx.Module):
         c = self.config
         q, k, v, q_rot, k_rot = self._project(x, positions)
         if self.kind == "global":
-            o, cache = global_attention_chunk(q_rot, k_rot, v, cache, kv_start=kv_start)
+            o, cache = kernels.global_attention_chunk(q_rot, k_rot, v, cache, kv_start=kv_start, impl=impl)
             return self._output(o), cache
         local = dict(window=c.window, kv_start=kv_start, impl=impl)
         step = x.shape[1] == 1

@@ -1,22 +1,16 @@
 """Blocked global attention (online softmax over key blocks; query blocks for whole sequences) == the
-masked-softmax reference."""
+masked-softmax reference, and the dispatched public ops."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from model_adapters.global_attention import (
-    GlobalCache,
-    attention_query_blocked,
-    attention_reference,
-    causal_mask,
-    global_attention,
-    global_attention_chunk,
-    global_attention_chunk_reference,
-    global_cache_init,
-)
-from tests.conftest import assert_close
+from conftest import assert_close
+
+from kernels import GlobalCache, global_attention, global_attention_chunk, global_cache_init
+from kernels.global_attention.blocked import attention_query_blocked
+from kernels.global_attention.reference import attention_reference, causal_mask
 
 BLOCK = 16
 
@@ -40,7 +34,8 @@ def _blocked(q, k, v, cache, kv_start):
 @jax.jit
 def _blocked_and_reference(q, k, v, cache, kv_start):
     """One compile per shape for both paths: ((o, cache) blocked, (o, cache) reference)."""
-    return _blocked(q, k, v, cache, kv_start), global_attention_chunk_reference(q, k, v, cache, kv_start=kv_start)
+    return _blocked(q, k, v, cache, kv_start), global_attention_chunk(q, k, v, cache, kv_start=kv_start,
+                                                                      impl="reference")
 
 
 def _inputs(case, dtype, seed):
@@ -155,3 +150,31 @@ def test_query_blocked_values_and_gradients_equal_reference(case, dtype):
         assert_close(f"{case} {dtype} d{name}", r.astype(jnp.float32), g.astype(jnp.float32), rtol=TOLERANCE[dtype.name])
     pads = np.arange(t_len)[None, :] < np.asarray(kv_start)[:, None]  # [B,T] queries that see no key
     assert np.all(np.asarray(out)[pads] == 0)
+
+
+@pytest.mark.parametrize("impl", ["xla", "pallas", None])
+def test_every_model_impl_of_the_whole_sequence_equals_the_reference(impl):
+    """Global layers have no Pallas kernel: "pallas" (a model-wide choice) runs their blocked path."""
+    keys = jax.random.split(jax.random.key(5), 3)
+    q = jax.random.normal(keys[0], (2, 150, 4, 16))
+    k, v = (jax.random.normal(key, (2, 150, 2, 16)) for key in keys[1:])
+    kv_start = jnp.asarray([0, 31], jnp.int32)
+    ref = global_attention(q, k, v, kv_start=kv_start, impl="reference")
+    assert_close(f"global {impl}", ref, global_attention(q, k, v, kv_start=kv_start, impl=impl), rtol=1e-5)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        global_attention(q, k, v, impl="cudnn")
+
+
+@pytest.mark.parametrize("backend,dtype,padded,expected", [
+    ("gpu", jnp.bfloat16, False, True),
+    ("gpu", jnp.bfloat16, True, False),  # cuDNN's causal mask takes no left padding
+    ("gpu", jnp.float32, False, False),
+    ("cpu", jnp.bfloat16, False, False),
+])
+def test_cudnn_takes_only_unpadded_half_precision_sequences_on_a_gpu(monkeypatch, backend, dtype, padded, expected):
+    from kernels import dispatch
+
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: backend)
+    q = jnp.zeros((1, 8, 2, 64), dtype)
+    assert dispatch._global_uses_cudnn(None, q, jnp.zeros((1,), jnp.int32) if padded else None) == expected
+    assert not dispatch._global_uses_cudnn("xla", q, None)
