@@ -41,6 +41,15 @@ SURVIVOR_REASONS: dict[str, str] = {
     "reports.scoring.x_cell_rng__mutmut_5": "equivalent: Python's codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "reports.scoring.x_score_run__mutmut_6": "equivalent: sample_scores returns Python floats, which np.asarray makes float64",
     "reports.scoring.x_score_run__mutmut_8": "equivalent: the same dtype=None as mutant 6",
+    "reports.aggregate.x_delta__mutmut_46": "equivalent: both scores are rounded to 2 decimals, so their difference "
+                                           "rounds to the same value at 2 or 3 decimals",
+    "reports.aggregate.x_compare__mutmut_12": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
+    "reports.aggregate.x_compare__mutmut_21": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
+    "reports.aggregate.x_summarize__mutmut_22": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
+    "reports.aggregate.x_summarize__mutmut_5": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
+    "reports.aggregate.x_summarize__mutmut_6": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
+    "reports.aggregate.xǁRunSummaryǁtask_mean__mutmut_5": "killed by tests/reports/test_aggregate.py::test_a_tasks_average_is_over_that_task_alone (each verified against the mutant by hand)",
+    "reports.aggregate.xǁRunSummaryǁtask_mean__mutmut_7": "killed by tests/reports/test_aggregate.py::test_a_tasks_average_is_over_that_task_alone (each verified against the mutant by hand)",
 }
 
 STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")

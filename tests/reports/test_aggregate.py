@@ -114,3 +114,36 @@ def test_subsets_of_tasks_and_lengths_select_only_those_cells():
     assert delta(base, other, ["a", "b"], [2048]).score == -10.0  # a +20, b -40 at 2048
     third = {key: _spread_cell(*key, c.samples[0] + 1 / 3 - 0.3, 0.0) for key, c in base.items()}
     assert delta(base, third, ["a"], [1024]).score == 3.33  # rounded to two decimals
+
+
+def test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold():
+    cells = {("a", 1024): _cell("a", 1024, 0.9), ("a", 2048): _cell("a", 2048, 0.7)}
+    run = summarize("r", "model-x", 1024, cells, threshold=60.0)
+    assert (run.label, run.model, run.train_length) == ("r", "model-x", 1024)
+    assert run.effective_length == 2048  # 70 > 60; at RULER's 85.6 it would be 1024
+    assert summarize("r", None, None, cells).effective_length == 1024
+
+
+def test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold():
+    shared = {("a", n): _cell("a", n, 0.9) for n in (1024, 2048)}
+    extra = {**shared, ("b", 1024): _cell("b", 1024, 0.1), ("b", 2048): _cell("b", 2048, 0.1)}
+    runs = [summarize("one", None, None, shared), summarize("two", None, None, extra)]
+    result = compare(runs, threshold=95.0)
+    assert result.tasks == ("a",)
+    assert {n: a.score for n, a in result.averages["two"].items()} == {1024: 90.0, 2048: 90.0}
+    assert result.effective_lengths == {"one": None, "two": None}  # 90 <= 95; at 85.6 both would be 2048
+    assert compare(runs).effective_lengths == {"one": 2048, "two": 2048}
+
+
+def test_a_tasks_average_is_over_that_task_alone():
+    cells = {("a", 1024): _cell("a", 1024, 1.0), ("a", 2048): _cell("a", 2048, 0.5),
+             ("b", 1024): _cell("b", 1024, 0.0), ("b", 2048): _cell("b", 2048, 0.25)}
+    run = summarize("r", None, None, cells)
+    assert (run.task_mean("a").score, run.task_mean("b").score) == (75.0, 12.5)
+
+
+def test_delta_is_rounded_to_two_decimals():
+    base = {("a", 1024): Cell("a", 1024, np.array([1.0, 0.0, 0.0]), np.full(50, 1 / 3))}
+    other = {("a", 1024): Cell("a", 1024, np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]), np.full(50, 2 / 7))}
+    d = delta(base, other, ["a"], [1024])
+    assert d.score == round(28.57 - 33.33, 2) == -4.76
