@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from model_adapters.generation import generate_greedy, prompt_bucket, run_prefill_chunk
+from model_adapters.generation import generate_greedy, prompt_bucket, run_decode_loop, run_prefill_chunk
 from common.errors import UserError
 from tests.conftest import assert_close
 from tests.model_adapters.tiny_models import full_logits, perturbed_model
@@ -89,3 +89,23 @@ def test_a_prefill_chunk_computes_logits_only_at_its_last_position(model):
                                   "reference").compile().as_text()
     assert f"f32[{batch},{vocab}]" in hlo
     assert f"[{batch},{chunk},{vocab}]" not in hlo and f"[{batch * chunk},{vocab}]" not in hlo
+
+
+def test_a_local_only_models_decode_loop_compiles_to_the_same_program_at_any_context():
+    """Every layer local: the cache for 256 or 1M positions holds the same arrays, so the compiled greedy
+    loop (ring writes, state folds) is the same program; its cost cannot depend on the context."""
+    from model_adapters.model import RAttentionLM
+    from model_adapters.presets import preset_config
+
+    config = preset_config("tiny-rattention").replace(layer_pattern=["rattention"])
+    model = RAttentionLM(config, rngs=nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+
+    def program(cache_len: int) -> str:
+        caches = model.init_caches(2, cache_len)
+        args = (graphdef, state, jnp.zeros((2, config.vocab_size)), caches, jnp.zeros((2,), jnp.int32),
+                jnp.zeros((config.num_layers,), bool), "xla", 4, None, False)
+        text = run_decode_loop.lower(*args).compile().as_text()
+        return text.split("\n", 1)[1]  # past the module name line
+
+    assert program(256) == program(2**20)
