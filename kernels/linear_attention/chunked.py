@@ -35,6 +35,13 @@ def balanced_chunks_per_state(t_len: int, chunk: int = DEFAULT_CHUNK) -> int:
     return max(1, math.isqrt(n_chunks - 1) + 1) if n_chunks > 1 else 1
 
 
+def exclusive_prefix_sum(x, axis: int):
+    """out[i] = sum of x[:i] along `axis` (zeros first): each super-chunk's share of the states before it."""
+    inclusive = jnp.cumsum(x, axis=axis)
+    first = jax.lax.slice_in_dim(jnp.zeros_like(inclusive), 0, 1, axis=axis)
+    return jnp.concatenate([first, jax.lax.slice_in_dim(inclusive, 0, x.shape[axis] - 1, axis=axis)], axis=axis)
+
+
 def _align(x, shift: int, length: int):
     """[B, L, ...] -> [B, length, ...] with out[u] = x[u - shift] (zeros outside)."""
     pad_front = [(0, 0), (shift, 0)] + [(0, 0)] * (x.ndim - 2)
@@ -75,8 +82,7 @@ def rla_chunked(q, k, v, state, first_valid, *, shift: int, feature_map: str, ch
         starts = jnp.zeros(state_shape, jnp.float32)
     else:
         deltas = jnp.einsum("gsbjhf,gsbjhd->sbhfd", fk_s, v_s, **f32)  # [N_super,B,Hkv,2D,D]
-        inclusive = jnp.cumsum(deltas, axis=0)
-        starts = jnp.concatenate([jnp.zeros_like(deltas[:1]), inclusive[:-1]])  # each super-chunk's start state
+        starts = exclusive_prefix_sum(deltas, axis=0)  # each super-chunk's start state
 
     causal = jnp.tril(jnp.ones((c, c), dtype))
 

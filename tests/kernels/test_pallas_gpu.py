@@ -20,7 +20,8 @@ from kernels.linear_attention.reference import rla_reference
 from kernels.sliding_window import pallas_gpu as swa_gpu
 from kernels.sliding_window.reference import swa_reference
 
-# Small tiles so the tiny cases span several chunks, key blocks and value tiles.
+# Small tiles so the tiny cases span several chunks, key blocks and value tiles; RLA's default grouping
+# (about sqrt(chunks) per saved state) makes 3, 2 and 1 super-chunks of the cases below.
 RLA_BLOCKS = rla_gpu.BlockSizes(chunk=16, block_v=16)
 SWA_BLOCKS = swa_gpu.BlockSizes(block_q=16, block_k=32)
 needs_gpu = pytest.mark.skipif(
@@ -59,15 +60,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_rla_interpreted_matches_reference(case):
+@pytest.mark.parametrize("case,blocks", [(c, RLA_BLOCKS) for c in CASES] + [
+    (CASES[0], rla_gpu.BlockSizes(chunk=16, block_v=16, chunks_per_state=1)),  # 7 super-chunks of one chunk
+    (CASES[0], rla_gpu.BlockSizes(chunk=16, block_v=32, chunks_per_state=64)),  # one super-chunk, one value tile
+], ids=lambda x: x.id if isinstance(x, Case) else f"per{x.chunks_per_state}-bv{x.block_v}")
+def test_rla_interpreted_matches_reference(case, blocks):
     q, k, v, fv = case.inputs(seed=0)
     s0_h = initial_state(np.random.default_rng(1), case.shape)  # [Hq, 2D, D]
     s0 = jnp.broadcast_to(s0_h, (case.shape.batch, *s0_h.shape))
     shift = 1 if case.carried else case.shape.window + 1
     kw = dict(shift=shift, feature_map=case.feature_map)
     o_ref, s_ref = rla_reference(q, k, v, s0, fv, **kw)
-    o, s = rla_gpu.rla_pallas(q, k, v, s0, fv, block_sizes=RLA_BLOCKS, interpret=True, **kw)
+    o, s = rla_gpu.rla_pallas(q, k, v, s0, fv, block_sizes=blocks, interpret=True, **kw)
     assert o.dtype == v.dtype and s.dtype == jnp.float32
     assert_close("o", o_ref, o, *TOLERANCE[case.dtype])
     assert_close("state_end", s_ref, s, *TOLERANCE["float32"])
@@ -99,6 +103,7 @@ def test_default_tiles_lower_to_triton_for_cuda():
     rla = _triton_kernels(lambda *a: rla_gpu.rla_pallas(*a, shift=1, feature_map="softmax"), q, k, k, state, fv)
     swa = _triton_kernels(lambda *a: swa_gpu.swa_pallas(*a, offset=512, window=512), q, k, k, fv)
     assert "custom_call @__gpu$xla.gpu.triton" in rla and 'name = "rla_prefill"' in rla
+    assert 'name = "rla_state_deltas"' in rla  # 5 chunks of 64 slots: 2 super-chunks
     assert "custom_call @__gpu$xla.gpu.triton" in swa and 'name = "swa_prefill"' in swa
 
 
