@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 PYTEST_ARGS ?= -n auto
 
-.PHONY: bench-long bench-demo setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
+.PHONY: bench-1b bench-long bench-demo setup test prepare eval-ruler eval-demo train-demo report bench bench-prepare bench-kernels bench-decode bench-eval
 
 setup:
 	python3 -m venv .venv
@@ -102,6 +102,10 @@ bench-decode:
 
 bench-eval:
 	$(PY) -m runners.bench_eval $(BENCH_FLAGS)
+
+# A 1B RAttention model beside its all-global twin: prefill at 16K and 64K, a niah_single_2 cell at 64K (GPU)
+bench-1b:
+	$(PY) -m runners.bench_1b $(BENCH_FLAGS)
 
 # The demo models against their quality bar (8 NIAH tasks at the training length, 20 samples, seed 42)
 bench-demo:

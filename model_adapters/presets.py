@@ -47,8 +47,11 @@ PRESETS: dict[str, dict] = {
     # A mid-size model for the decode benchmark on small hosts (CPU): same shape rules as bench-1b.
     "bench-mid": {**_BENCH_1B, "d_model": 512, "num_layers": 4, "num_heads": 8, "num_kv_heads": 2,
                   "head_dim": 64, "mlp_dim": 1024, "window": 256},
+    "bench-mid-global": {**_BENCH_1B, "d_model": 512, "num_layers": 4, "num_heads": 8, "num_kv_heads": 2,
+                         "head_dim": 64, "mlp_dim": 1024, "window": 256, "layer_pattern": ["global"]},
     "bench-1b": {**_BENCH_1B},
     "bench-1b-swa": {**_BENCH_1B, "layer_pattern": ["swa", "swa", "swa", "global"]},
+    "bench-1b-global": {**_BENCH_1B, "layer_pattern": ["global"]},
 }
 
 

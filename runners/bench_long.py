@@ -62,15 +62,17 @@ def device_name() -> str:
     return "cpu" if device.platform == "cpu" else device.device_kind.lower().replace(" ", "-")
 
 
-def bench_length(ckpt: Path, run: Path, length: int, samples: int, chunk: int) -> dict:
+def bench_length(ckpt: Path, run: Path, length: int, samples: int, chunk: int, task: str = TASK) -> dict:
+    """One RULER cell end to end, `runners.prepare` then `runners.eval_ruler`, each in its own measured
+    process: wall time, peak RSS, and the eval's steady-state costs from run.json."""
     prepare_s, prepare_rss = run_measured([
-        "runners.prepare", "--tasks", TASK, "--lengths", str(length), "--samples", str(samples),
+        "runners.prepare", "--tasks", task, "--lengths", str(length), "--samples", str(samples),
         "--tokenizer", str(ckpt), "--seed", "42", "--out", str(run)])
     eval_s, eval_rss = run_measured([
-        "runners.eval_ruler", "--checkpoint", str(ckpt), "--run", str(run), "--tasks", TASK, "--lengths", str(length),
+        "runners.eval_ruler", "--checkpoint", str(ckpt), "--run", str(run), "--tasks", task, "--lengths", str(length),
         "--samples", str(samples), "--batch", "1", "--prefill-chunk", str(chunk), "--seed", "42"])
     cell = json.loads((run / "run.json").read_text())["per_length"][str(length)]
-    prompts = [r["prompt_tokens"] for r in read_jsonl(run / "pred" / TASK / f"{length}.jsonl")]
+    prompts = [r["prompt_tokens"] for r in read_jsonl(run / "pred" / task / f"{length}.jsonl")]
     return {
         "length": length, "samples": samples, "prompt_tokens": max(prompts),
         "prepare_s_per_sample": round(prepare_s / samples, 3), "prepare_peak_rss_bytes": prepare_rss,
