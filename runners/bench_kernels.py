@@ -5,7 +5,8 @@
 B=1, 16 heads, D=128, window 512, bf16 by default. Writes bench/results/kernels-<backend>.json (a file
 git tracks only with --overwrite) and prints ms and TFLOP/s per (op, impl, T). FLOPs counted as the
 useful work: SWA 4*B*H*T*(W+1)*D, full causal 2*B*H*T*T*D, RLA 4*B*H*T*(2D)*D (state update +
-readout), decode per token (O(W*D + D*D) per head).
+readout), a whole RAttention layer's attention (SWA + RLA + the two group norms) their sum, decode per
+token (O(W*D + D*D) per head).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 import kernels
 from common.errors import UserError
+from model_adapters.model import GroupRMSNorm
 from common.files import atomic_write_json
 from common.cli import parse_lengths, split_list, user_errors_exit_2
 from runners.bench_out import add_overwrite_flag, result_path
@@ -34,11 +36,25 @@ def _time_ms(fn, *args, repeats: int) -> float:
     return best * 1e3
 
 
+def _rattention_layer(heads: int, dim: int, window: int, impl: str):
+    """One RAttention layer's attention: SWA and RLA (with its end state) on the same q, k, v, each
+    through its GroupRMSNorm, summed (the model's mix before o_proj) -> ([B,T,Hq,D] f32, state)."""
+    swa_norm, rla_norm = (GroupRMSNorm(heads, dim, jnp.float32) for _ in range(2))
+
+    def layer(q, k, v):
+        o_swa = kernels.sliding_window_attention(q, k, v, window=window, impl=impl)
+        o_rla, state = kernels.residual_linear_attention(q, k, v, window=window, impl=impl)
+        return swa_norm(o_swa) + rla_norm(o_rla), state
+
+    return jax.jit(layer)
+
+
 def _cases(t, heads, dim, window, impls):
     """(op, impl, jitted fn, flops) for one length."""
     rla_flops = 4 * heads * t * 2 * dim * dim
     swa_flops = 4 * heads * t * (window + 1) * dim
     for impl in impls:
+        yield "rattention_layer", impl, _rattention_layer(heads, dim, window, impl), rla_flops + swa_flops
         yield "rla_prefill", impl, jax.jit(
             lambda q, k, v, impl=impl: kernels.residual_linear_attention(q, k, v, window=window, impl=impl)
         ), rla_flops
