@@ -186,6 +186,13 @@ def load_config(ckpt_dir: str | Path) -> ModelConfig:
     return config_from_dict(read_json(path), source=str(path))
 
 
+def add_compute_dtype_flag(parser) -> None:
+    """--compute-dtype for a CLI that runs a model (the value goes to resolve_compute_dtype)."""
+    parser.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE,
+                        help="activation dtype (default: bfloat16 on a GPU/TPU for a float32 checkpoint, else "
+                             "config.json's)")
+
+
 def resolve_compute_dtype(requested: str, stored: str, backend: str) -> str:
     """The activation dtype to run with: `requested` (one of DTYPES or AUTO_DTYPE) given the checkpoint's
     `stored` compute_dtype and jax's `backend`. AUTO_DTYPE keeps the matrix work on the tensor cores of a

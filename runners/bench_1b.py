@@ -26,7 +26,7 @@ from flax import nnx
 
 from common.cli import parse_lengths, split_list, user_errors_exit_2
 from common.files import atomic_write_json
-from model_adapters.config import AUTO_DTYPE, DTYPES, resolve_compute_dtype
+from model_adapters.config import add_compute_dtype_flag, resolve_compute_dtype
 from model_adapters.model import RAttentionLM
 from model_adapters.presets import preset_config
 from runners.bench_decode import bench_context
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contexts")
     p.add_argument("--chunk", type=int, default=2048)
     p.add_argument("--decode-steps", type=int, default=16)
-    p.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE)
+    add_compute_dtype_flag(p)
     p.add_argument("--cell-preset")
     p.add_argument("--cell-length", type=int)
     p.add_argument("--cell-samples", type=int)

@@ -44,7 +44,7 @@ from model_adapters.convert.cached import resolve_checkpoint
 from evaluation.evaluator import Cell, Evaluator, check_lengths
 from evaluation.predictors import ModelPredictor, Predictor, peak_device_memory, prompt_length
 from evaluation.run_dir import PredictionRecord, RunDir
-from model_adapters.config import AUTO_DTYPE, DTYPES, load_config
+from model_adapters.config import AUTO_DTYPE, add_compute_dtype_flag, load_config
 from runners.prepare import OPTION_ENV, TASKS_HELP, list_tasks_if_asked, prepare_data, select_tasks
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "swa-w64"
@@ -108,8 +108,7 @@ def parse_args(argv=None) -> EvalConfig:
                    help=f"chat template name or format string with {{task_template}} (default {AUTO_TEMPLATE!r}: the "
                         "checkpoint's own, converted from its tokenizer_config.json, else 'base')")
     p.add_argument("--impl", choices=MODEL_IMPLS, default=None, help="kernel implementation (default: per backend)")
-    p.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE,
-                   help="activation dtype (default: bfloat16 on a GPU/TPU for a float32 checkpoint, else config.json's)")
+    add_compute_dtype_flag(p)
     p.add_argument("--task-file", action="append", default=[], help="extra task YAML or .py file (repeatable)")
     p.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes (huge checkpoints)")
     for name, env in OPTION_ENV.items():

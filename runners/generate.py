@@ -31,7 +31,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 @user_errors_exit_2
 def main(argv: list[str] | None = None) -> int:
     from kernels import MODEL_IMPLS
-    from model_adapters.config import AUTO_DTYPE, DTYPES
+    from model_adapters.config import add_compute_dtype_flag
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory, or hf:DIR (converted once, cached)")
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, required=True)
     parser.add_argument("--prefill-chunk", type=int, default=2048)
     parser.add_argument("--impl", choices=MODEL_IMPLS, default=None)
-    parser.add_argument("--compute-dtype", choices=(AUTO_DTYPE, *DTYPES), default=AUTO_DTYPE,
-                        help="activation dtype (default: bfloat16 on a GPU/TPU for a float32 checkpoint, else config.json's)")
+    add_compute_dtype_flag(parser)
     parser.add_argument("--dump-logits", type=Path, metavar="OUT.npy")
     parser.add_argument("--no-bos", action="store_true", help="do not prepend the config's bos_id")
     parser.add_argument("--no-verify", action="store_true", help="skip checking the checkpoint's content hashes")

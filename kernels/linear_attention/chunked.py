@@ -32,7 +32,7 @@ DEFAULT_CHUNK = 128
 def balanced_chunks_per_state(t_len: int, chunk: int = DEFAULT_CHUNK) -> int:
     """About sqrt(number of chunks): the sequential depth and the saved states grow alike."""
     n_chunks = -(-(t_len + 1) // min(chunk, t_len + 1))
-    return max(1, math.isqrt(n_chunks - 1) + 1) if n_chunks > 1 else 1
+    return math.isqrt(n_chunks - 1) + 1
 
 
 def exclusive_prefix_sum(x, axis: int):
