@@ -6,7 +6,7 @@
     RUN/data/manifest.json, RUN/data/<task>/<length>.jsonl     samples (written by runners.prepare)
     RUN/pred/<task>/<length>.jsonl              one PredictionRecord per line, appended per sample
     RUN/pred/<task>/<length>.<process>.jsonl    one shard per process when several processes share a run
-    RUN/summary.csv                             SUMMARY_COLUMNS (the same schema as a report's summary.csv)
+    RUN/summary.csv                             SUMMARY_COLUMNS: the report's summary.csv of this run (Avg. rows too)
     RUN/summary_table.csv, RUN/results.json     RULER's table (tasks x lengths, Avg.) and every summary number
                                                 with its CI and provenance (built by reports.results)
 
@@ -389,15 +389,10 @@ class RunDir:
     def predictions(self) -> dict[tuple[str, int], tuple[PredictionRecord, ...]]:
         return read_predictions(self.path)
 
-    def write_summary(self, cells: dict[tuple[str, int], Any]) -> Path:
-        """RUN/summary.csv from scored cells {(task, length): cell with .n, .score, .ci}."""
-        path = self.path / "summary.csv"
-        atomic_write_text(path, summary_csv([(self.label, t, n, c) for (t, n), c in sorted(cells.items())]))
-        return path
-
-    def write_results(self, table_csv: str, results: dict) -> list[Path]:
-        """RUN/summary_table.csv (`table_csv` as given) and RUN/results.json (`results`), each atomically."""
-        table, results_json = self.path / "summary_table.csv", self.path / "results.json"
-        atomic_write_text(table, table_csv)
-        atomic_write_json(results_json, results)
-        return [table, results_json]
+    def write_results(self, summary_csv_text: str, table_csv: str, results: dict) -> list[Path]:
+        """RUN/summary.csv, RUN/summary_table.csv (each text as given) and RUN/results.json, each atomically."""
+        paths = [self.path / "summary.csv", self.path / "summary_table.csv", self.path / "results.json"]
+        atomic_write_text(paths[0], summary_csv_text)
+        atomic_write_text(paths[1], table_csv)
+        atomic_write_json(paths[2], results)
+        return paths

@@ -25,7 +25,7 @@ from reports.aggregate import (
 from reports.provenance import Provenance, read_provenance
 from reports.runs import load_run
 from reports.scoring import CI_LEVEL, N_BOOT, Cell, score_run
-from reports.tables import few_tasks_text, summary_table_csv
+from reports.tables import few_tasks_text, summary_csv, summary_table_csv
 from ruler_tasks import RULER_REVISION
 
 SCHEMA = 1
@@ -89,8 +89,8 @@ def write_run_results(
     run = load_run(run_dir.path)
     cells = score_run(run, metric_of, seed=seed)
     summary = summarize(run.label, run.model, run.train_length, cells, threshold)
-    run_dir.write_summary(cells)
     run_dir.write_results(
-        summary_table_csv(summary), run_results(summary, read_provenance(run), threshold=threshold, seed=seed)
+        summary_csv([summary]), summary_table_csv(summary),
+        run_results(summary, read_provenance(run), threshold=threshold, seed=seed),
     )
     return cells

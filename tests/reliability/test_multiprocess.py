@@ -73,7 +73,8 @@ def test_each_process_writes_its_shard_and_process_0_scores_them_all(ckpt, singl
     assert "niah_single_1" in results[0].stdout  # only process 0 prints scores (gloo prints a line in each)
     assert not any("niah_single_1" in r.stdout for r in results[1:])
     summary = (run / "summary.csv").read_text().splitlines()
-    assert len(summary) == 2 and f",niah_single_1,1024,{SAMPLES}," in summary[1]  # every shard scored, once
+    # header, the one cell (every shard scored, once), its task's Avg., the length's Avg., the overall Avg.
+    assert len(summary) == 5 and f",niah_single_1,1024,{SAMPLES}," in summary[1]
     invocations = json.loads((run / "run.json").read_text())["invocations"]
     assert len(invocations) == 1 and invocations[0]["device"]["processes"] == n
 

@@ -48,7 +48,13 @@ def test_the_three_files_are_written_atomically_with_the_cells_returned(small_ru
     assert {"summary.csv", "summary_table.csv", "results.json"} <= {p.name for p in small_run.iterdir()}
     assert not [p for p in small_run.iterdir() if p.name.endswith(".tmp")]
     rows = list(csv.DictReader(io.StringIO((small_run / "summary.csv").read_text())))
-    assert tuple(rows[0]) == SUMMARY_COLUMNS and [int(r["length"]) for r in rows] == [4096, 8192, 4096]
+    assert tuple(rows[0]) == SUMMARY_COLUMNS
+    assert [(r["task"], r["length"], r["n"], r["score"]) for r in rows] == [
+        ("niah_single_1", "4096", "4", "75.00"), ("niah_single_1", "8192", "4", "25.00"),
+        ("niah_single_1", "Avg.", "8", "50.00"),  # ran at every length: its Avg. over them
+        ("vt", "4096", "1", "100.00"),  # vt did not run at 8K: no Avg. of its own
+        ("Avg.", "4096", "5", "87.50"), ("Avg.", "8192", "4", "25.00"), ("Avg.", "Avg.", "9", "56.25"),
+    ], "RULER's table shape, as the report's summary.csv"
 
 
 def test_summary_table_has_rulers_shape(small_run, metric_of):
@@ -67,9 +73,9 @@ def test_results_json_holds_every_number_with_n_and_ci(small_run, metric_of):
     assert results["schema"] == SCHEMA == 1
     assert (results["run"], results["model"], results["train_length"]) == ("small", "rattn-512", 4096)
     assert (results["tasks"], results["lengths"]) == (["niah_single_1", "vt"], [4096, 8192])
-    summary = {(r["task"], int(r["length"])): r for r in csv.DictReader(io.StringIO((small_run / "summary.csv").read_text()))}
+    summary = {(r["task"], r["length"]): r for r in csv.DictReader(io.StringIO((small_run / "summary.csv").read_text()))}
     for entry in results["cells"]:
-        cell, row = cells[entry["task"], entry["length"]], summary[entry["task"], entry["length"]]
+        cell, row = cells[entry["task"], entry["length"]], summary[entry["task"], str(entry["length"])]
         assert (entry["n"], entry["score"], (entry["ci_low"], entry["ci_high"])) == (cell.n, cell.score, cell.ci)
         assert [f"{entry[k]:.2f}" for k in ("score", "ci_low", "ci_high")] == [row["score"], row["ci_low"], row["ci_high"]]
     assert [(e["task"], e["length"], e["n"]) for e in results["cells"]] == [
