@@ -38,6 +38,8 @@ class Context:
     tokenizer: anything with encode/decode (model_adapters.tokenizers); `encode_batch`/`count` are used
         when present. options: run-time paths and switches (`haystack`, `squad`, `hotpotqa`, ...).
     index: the sample's ordinal, set by `iter_generate` (RULER's QA takes question `index` in file order).
+    seed: the run's seed (RULER's --random_seed), for what RULER draws once per run rather than per sample
+        (CWE's word order, VT's one-shot example).
     """
 
     length: int
@@ -46,6 +48,7 @@ class Context:
     chat: ChatTemplate
     options: Mapping[str, str] = field(default_factory=dict)
     index: int = 0
+    seed: int = 42
 
     @property
     def budget(self) -> int:

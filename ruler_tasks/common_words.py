@@ -1,14 +1,15 @@
 """Common words extraction (RULER's common_words_extraction.py): find the 10 most repeated words.
 
 The vocabulary is wonderwords' nouns, adjectives and verbs (~8.7K words). A sample takes `num_words`
-distinct words: `num_cw` common ones repeated `freq_cw` times, the rest `freq_ucw` times, shuffled and
-numbered "1. w 2. w ...". When a length needs more words than wonderwords has, the sample draws all
+distinct words: `num_cw` common ones repeated `freq_cw` times, the rest `freq_ucw` times, shuffled as
+RULER does, by `random.Random(seed)` with the run's seed (so at one length every sample puts its common
+words in the same slots; which words they are is drawn per sample), and numbered "1. w 2. w ...". When a length needs more words than wonderwords has, the sample draws all
 its words from a larger English word list instead, as RULER does (RULER ships its own list; here the
 `english-words` package's web2 list, lowercase and alphabetic: ~234K words); meta `vocabulary` says
 which. A sample that still fills under 95% of its length is refused (UserError), never written.
 The one-shot example is, as RULER writes it, the whole prompt of a task (chat template and answer
 prefix included), a space, its numbered answer "1. w 2. w ...", and a newline, before the task's own
-chat template (version 3). Settings (`LADDER`), the first that fits is used:
+chat template (version 4). Settings (`LADDER`), the first that fits is used:
 1. RULER's at 4K and above: the configured counts, an example of 40 words (10 and 3 repeats);
 2. RULER's below 4K: counts 6 and 1, an example of 20 words (3 and 1);
 3. below what RULER generates (1K-2K, or a byte tokenizer, ~1 character a token where RULER's 4K
@@ -21,6 +22,7 @@ The length search is over `num_words`.
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +88,7 @@ def numbered(words: list[str]) -> str:
 
 @register_generator("common_words_extraction")
 class CommonWords(TaskGenerator):
-    version = "3"
+    version = "4"
     tokens_to_generate = 120
     metric = "string_match_all"
 
@@ -97,9 +99,11 @@ class CommonWords(TaskGenerator):
         self.freq_cw, self.freq_ucw, self.num_cw = freq_cw, freq_ucw, num_cw
 
     def _word_list(self, words: list[str], freq_cw: int, freq_ucw: int, seed: int) -> list[str]:
+        """The first num_cw words freq_cw times each, the rest freq_ucw times, in RULER's order:
+        random.Random(seed).shuffle, a permutation that depends only on the list's length and the seed."""
         items = words[: self.num_cw] * freq_cw + words[self.num_cw :] * freq_ucw
-        order = np.random.default_rng(seed).permutation(len(items))
-        return [items[i] for i in order]
+        random.Random(seed).shuffle(items)
+        return items
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
         ladder = LADDER if ctx.length >= SMALL_LENGTH else LADDER[1:]
@@ -121,7 +125,7 @@ class CommonWords(TaskGenerator):
         vocab = vocabulary()
         ex_words, ex_cw, ex_ucw = example
         ex = [vocab[i] for i in rng.choice(len(vocab), size=ex_words, replace=False)]
-        ex_list = self._word_list(ex, ex_cw, ex_ucw, int(rng.integers(2**63)))
+        ex_list = self._word_list(ex, ex_cw, ex_ucw, ctx.seed)
         ex_frame = PromptFrame.build(ctx, CWE_TEMPLATE, CWE_ANSWER_PREFIX)
         return ex_frame.prompt(numbered(ex_list)) + " " + numbered(ex[: self.num_cw]) + "\n"
 
@@ -151,7 +155,6 @@ class CommonWords(TaskGenerator):
         n_items = lambda n: self.num_cw * freq_cw + (n - self.num_cw) * freq_ucw  # noqa: E731
         labels = _label_cum(ctx.tokenizer, min(n_items(len(vocab)), ctx.budget))
         fixed = count_tokens(ctx.tokenizer, frame.prompt(""))
-        seed = int(rng.integers(2**63))
 
         def estimate(n: int) -> int:
             items = n_items(n)
@@ -160,7 +163,7 @@ class CommonWords(TaskGenerator):
             return fixed + label + common + (int(word_cum[n]) - int(word_cum[self.num_cw])) * freq_ucw
 
         fitted = fit(
-            build=lambda n: frame.prompt(numbered(self._word_list(words[:n], freq_cw, freq_ucw, seed))),
+            build=lambda n: frame.prompt(numbered(self._word_list(words[:n], freq_cw, freq_ucw, ctx.seed))),
             estimate=estimate,
             n_min=self.num_cw,
             n_max=len(vocab),

@@ -6,19 +6,21 @@ go before distinct, ascending positions of the lines placed so far (noise and ea
 lines of one chain are never adjacent and no chain line follows the last noise line. The haystack ends
 on a whole line (below `haystacks.CUT_LINES_BELOW`, when whole lines cannot fill 95%, on a line cut
 after a sentence: meta `cut_lines`). The gold outputs are the first chain's names.
-A one-shot example precedes the task as RULER builds it: the same task at 500 tokens (nothing kept
-for generation) with 3-letter names and at most 10 hops, without the chat template, followed by a
-space and its answer, then its names replaced by fresh random ones; one newline ends the example and
-another separates it from the task (RULER's two). When 500 tokens cannot hold RULER's minimum of one
+A one-shot example precedes the task as RULER builds it: once per run (from the run's seed), the same
+task at 500 tokens (nothing kept for generation) with 3-letter names, at most 10 hops and the value
+12345, without the chat template, followed by a space and its answer; then per sample its names are
+replaced by fresh random ones and 12345 by a fresh value. One newline ends the example and another
+separates it from the task (RULER's two). When 500 tokens cannot hold RULER's minimum of one
 noise line per chain line (a byte tokenizer), the example has that minimum, as RULER's search stops
 at its lower bound. When the example leaves no room for the task (1K with a byte tokenizer), the task
-goes without it: meta `setting` is "no_example" instead of "ruler" (version 3).
+goes without it: meta `setting` is "no_example" instead of "ruler" (version 4).
 """
 
 from __future__ import annotations
 
 import re
 import string
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,8 @@ from ruler_tasks.registry import register_generator
 from ruler_tasks.templates import VT_ANSWER_PREFIX, VT_FIRST, VT_HOP, VT_TEMPLATE
 
 EXAMPLE_LENGTH = 500  # RULER's one-shot example is generated at max_seq_length=500, tokens_to_generate=0
+EXAMPLE_VALUE = 12345  # the example's value before each sample replaces it (RULER's)
+EXAMPLE_SEED_TAG = zlib.crc32(b"variable_tracking/example")
 
 
 def random_names(rng: np.random.Generator, count: int, letters: int, avoid: frozenset[str] = frozenset()) -> list[str]:
@@ -82,7 +86,7 @@ class _Drawn:
 
 @register_generator("variable_tracking")
 class VariableTracking(TaskGenerator):
-    version = "3"
+    version = "4"
     tokens_to_generate = 30
     metric = "string_match_all"
 
@@ -95,14 +99,16 @@ class VariableTracking(TaskGenerator):
         self.num_chains = num_chains
         self.num_hops = num_hops
 
-    def _draw(self, ctx: Context, rng: np.random.Generator, letters: int, hops: int, prelude: str) -> _Drawn:
+    def _draw(self, ctx: Context, rng: np.random.Generator, letters: int, hops: int, prelude: str,
+              value: int | None = None) -> _Drawn:
+        """One task's draws; each chain starts at `value`, or at a random 5-digit value when None."""
         names = random_names(rng, (hops + 1) * self.num_chains, letters, avoid=frozenset({"VAR"}))
         chains = []
         for c in range(self.num_chains):
             var = names[c * (hops + 1) : (c + 1) * (hops + 1)]
-            value = int(rng.integers(10000, 99999))
+            start = int(rng.integers(10000, 99999)) if value is None else value
             chains.append(
-                [VT_FIRST.format(name=var[0], value=value)]
+                [VT_FIRST.format(name=var[0], value=start)]
                 + [VT_HOP.format(name=var[j + 1], previous=var[j]) for j in range(hops)]
             )
         query = chains[0][0].split("=")[-1].strip()
@@ -141,21 +147,26 @@ class VariableTracking(TaskGenerator):
         )
         return fitted, self._context(drawn, hay, fitted.n)
 
-    def _example(self, ctx: Context, rng: np.random.Generator) -> str:
-        """RULER's one-shot example: the task at 500 tokens without the chat template, answered, renamed,
-        ending with a newline."""
-        ex_ctx = Context(EXAMPLE_LENGTH, 0, ctx.tokenizer, resolve_chat_template("base"))
-        drawn = self._draw(ex_ctx, rng, letters=3, hops=min(10, self.num_hops), prelude="")
+    def _run_example(self, ctx: Context) -> tuple[str, list[str]]:
+        """(text, names) of the run's one-shot example, a function of the run's seed and the tokenizer:
+        the task at 500 tokens without the chat template, valued EXAMPLE_VALUE, answered, ending with a newline."""
+        rng = np.random.default_rng([EXAMPLE_SEED_TAG, ctx.seed])
+        ex_ctx = Context(EXAMPLE_LENGTH, 0, ctx.tokenizer, resolve_chat_template("base"), seed=ctx.seed)
+        drawn = self._draw(ex_ctx, rng, letters=3, hops=min(10, self.num_hops), prelude="", value=EXAMPLE_VALUE)
         hay = haystacks.noise_lines(ctx.tokenizer, EXAMPLE_LENGTH).whole_groups()
         try:
             _, context = self._fit(ex_ctx, drawn, hay)
         except UserError:  # 500 tokens cannot hold RULER's minimum: the example has that minimum
             context = self._context(drawn, hay, self._fewest_units(drawn, hay, "vt example"))
-        text = drawn.frame.prompt(context) + " " + " ".join(drawn.names) + "\n"
-        fresh = random_names(rng, len(drawn.names), 3, avoid=frozenset(drawn.names) | {"VAR"})
-        for old, new in zip(drawn.names, fresh):
+        return drawn.frame.prompt(context) + " " + " ".join(drawn.names) + "\n", drawn.names
+
+    def _example(self, ctx: Context, rng: np.random.Generator) -> str:
+        """The run's example as one sample shows it: fresh names (same length) and a fresh value."""
+        text, names = self._run_example(ctx)
+        fresh = random_names(rng, len(names), 3, avoid=frozenset(names) | {"VAR"})
+        for old, new in zip(names, fresh):
             text = re.sub(rf"\b{old}\b", new, text)
-        return text
+        return text.replace(str(EXAMPLE_VALUE), str(int(rng.integers(10000, 99999))))
 
     def sample(self, ctx: Context, rng: np.random.Generator) -> Sample:
         try:

@@ -205,7 +205,7 @@ def prepare_data(
     with tqdm(total=total, unit="sample", desc="prepare", disable=total == 0 or not progress) as bar:
         for task, length, path, have in todo:
             bar.set_postfix_str(f"{task.name} @ {length}")
-            ctx = Context(length, task.tokens_to_generate, tokenizer, chat, options)
+            ctx = Context(length, task.tokens_to_generate, tokenizer, chat, options, seed=seed)
             records = read_jsonl(path) if have else []
             try:
                 for i, sample in enumerate(

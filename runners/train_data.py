@@ -133,7 +133,7 @@ class TrainingStream:
         self.buckets = [length for length in self.buckets if self.tasks_at[length]]
 
     def _sample(self, task: Task, length: int, rng: np.random.Generator, room: int) -> Sample:
-        return task.generator.sample(Context(length, room, self.tokenizer, self.chat, self.options), rng)
+        return task.generator.sample(Context(length, room, self.tokenizer, self.chat, self.options, seed=self.seed), rng)
 
     def _fits(self, task: Task, length: int) -> bool:
         try:

@@ -47,9 +47,9 @@ class WordTokenizer:
         return text.split()
 
 
-def generate(task_name, tokenizer, length, seed=0, count=2, chat="base"):
+def generate(task_name, tokenizer, length, seed=0, count=2, chat="base", run_seed=42):
     task = REGISTRY.get(task_name)
-    ctx = Context(length, task.tokens_to_generate, tokenizer, resolve_chat_template(chat))
+    ctx = Context(length, task.tokens_to_generate, tokenizer, resolve_chat_template(chat), seed=run_seed)
     return task.generator.generate(ctx, np.random.default_rng(seed), count)
 
 
@@ -122,6 +122,49 @@ def test_cwe_example_is_wrapped_in_its_own_chat_template(tokenizers_by_name):
     assert example.startswith("[INST] Below is a numbered list of words.")
     assert re.search(r"\? \[/INST\]" + re.escape(CWE_ANSWER_PREFIX) + r" 1\. \S+ 2\. ", example)
     assert task.startswith("Below is a numbered list of words.") and task.endswith(" [/INST]")
+
+
+def cwe_task_words(s) -> list[str]:
+    """The task's numbered words, in order (the one-shot example's list is before the last "Below is")."""
+    return re.findall(r"\d+\. (\S+)", s.input.rsplit("Below is a numbered list of words.", 1)[1].split("\nQuestion:")[0])
+
+
+def test_cwe_order_is_rulers_fixed_shuffle_of_the_run_seed():
+    """RULER shuffles each word list with random.Random(random_seed): at one length every sample puts its
+    common words in the same slots (the words themselves are drawn per sample); the run's seed moves them.
+    One token per word, so every sample has the same number of words."""
+    samples = generate("cwe", WordTokenizer(), 8192, count=3)
+    other_seed = generate("cwe", WordTokenizer(), 8192, count=1, run_seed=7)
+    layouts = []
+    for s in samples + other_seed:
+        words, common = cwe_task_words(s), s.outputs
+        num_words, freq_cw, freq_ucw = s.meta["num_words"], s.meta["freq_cw"], s.meta["freq_ucw"]
+        rare = list(dict.fromkeys(w for w in words if w not in common))
+        assert len(rare) == num_words - 10
+        items = common * freq_cw + rare * freq_ucw
+        # RULER's shuffle permutes item slots; recover slot -> "common?" and compare with the seeded shuffle
+        order = list(range(len(items)))
+        random.Random(42 if s is not other_seed[0] else 7).shuffle(order)
+        assert [order[i] < 10 * freq_cw for i in range(len(items))] == [w in common for w in words]
+        layouts.append((num_words, tuple(w in common for w in words)))
+    assert len({layout for layout in layouts[:3]}) == 1 and layouts[3][0] == layouts[0][0]
+    assert layouts[3] != layouts[0], "another run seed, another fixed order"
+    assert len({tuple(s.outputs) for s in samples}) == 3, "which words are common is drawn per sample"
+
+
+def test_vt_example_is_drawn_once_per_run_and_renamed_and_revalued_per_sample(tokenizers_by_name):
+    """RULER generates the one-shot example once (value 12345) and per sample replaces its names and value."""
+    def example(s):
+        return s.input.split("\n\nMemorize")[0]
+
+    samples = generate("vt", tokenizers_by_name["bpe"], 4096, count=3)
+    masked = {re.sub(r"\d{5}", "#", re.sub(r"\b[A-Z]{3}\b", "X", example(s).replace("VAR ", "V "))) for s in samples}
+    assert len(masked) == 1, "one layout of noise and chain lines for the whole run"
+    values = {re.search(r"VAR [A-Z]{3} = (\d{5})", example(s)).group(1) for s in samples}
+    names = {tuple(example(s).rsplit("they are:  ", 1)[1].split()) for s in samples}
+    assert len(values) == 3 and "12345" not in values and len(names) == 3
+    (other,) = generate("vt", tokenizers_by_name["bpe"], 4096, count=1, run_seed=7)
+    assert re.sub(r"\d{5}", "#", re.sub(r"\b[A-Z]{3}\b", "X", example(other).replace("VAR ", "V "))) not in masked
 
 
 def test_cwe_switches_to_a_larger_word_list_when_wonderwords_runs_out():
