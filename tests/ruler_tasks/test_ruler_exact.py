@@ -171,10 +171,12 @@ def test_cwe_switches_to_a_larger_word_list_when_wonderwords_runs_out():
     tok = WordTokenizer()
     (small,) = generate("cwe", tok, 32768, count=1)
     (large,) = generate("cwe", tok, 65536, count=1)
+    (largest,) = generate("cwe", tok, 131072, count=1)
     assert small.meta["vocabulary"] == "wonderwords"
-    assert large.meta["vocabulary"] == "english-words:web2"
+    assert large.meta["vocabulary"] == largest.meta["vocabulary"] == "english-words:web2"
     assert large.meta["num_words"] > len(common_words.vocabulary())
-    for s, length in ((small, 32768), (large, 65536)):
+    assert largest.length >= 0.999 * 131072, "README: cwe still fills >= 99.9% at 128K"
+    for s, length in ((small, 32768), (large, 65536), (largest, 131072)):
         assert 0.95 * length <= s.length <= length
         assert s.length == len(tok.encode(s.input + s.answer_prefix)) + 120
 
