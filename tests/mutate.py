@@ -4,8 +4,9 @@
 
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
 files are never mutated in place), with only its tests selected. Results go to
-bench/results/mutation.json: per module killed/total and the surviving mutants, each with the reason
-recorded in SURVIVOR_REASONS (killed by a new test since, or equivalent and why) or "unexplained".
+bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
+the reason recorded in SURVIVOR_REASONS (killed by a new test since, or equivalent and why) or
+"unexplained".
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def _configure(dest: Path, module: str, tests: list[str]) -> None:
         f.write(section)
 
 
+def _diff(mutant: str) -> list[str]:
+    """The mutant's changed lines ("-" original, "+" mutated), from `mutmut show`."""
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=SCRATCH, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    return [line.rstrip() for line in shown if line[:1] in "-+" and line[:3] not in ("---", "+++")]
+
+
 def mutate(module: str) -> dict:
     """Runs mutmut on one module -> {"killed", "total", "score", "statuses", "survivors"}."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
@@ -109,7 +117,7 @@ def mutate(module: str) -> dict:
     statuses = dict(m.groups() for m in map(STATUS.match, listing.splitlines()) if m)
     killed = sum(s in ("killed", "timeout", "segfault") for s in statuses.values())
     survivors = [
-        {"mutant": name, "status": status, "reason": SURVIVOR_REASONS.get(name, "unexplained")}
+        {"mutant": name, "status": status, "reason": SURVIVOR_REASONS.get(name, "unexplained"), "diff": _diff(name)}
         for name, status in sorted(statuses.items())
         if status not in ("killed", "timeout", "segfault")
     ]
