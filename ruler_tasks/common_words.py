@@ -6,7 +6,8 @@ RULER does, by `random.Random(seed)` with the run's seed (so at one length every
 words in the same slots; which words they are is drawn per sample), and numbered "1. w 2. w ...".
 When a length needs more words than wonderwords has, the sample draws all its words from a larger
 English word list instead, as RULER does (RULER ships its own list; here the `english-words` package's
-web2 list, lowercase and alphabetic: ~234K words); meta `vocabulary` says which. A sample that still fills under 95% of its length is refused (UserError), never written.
+web2 list, lowercase and alphabetic: ~234K words); meta `vocabulary` says which. A sample that still
+fills under 95% of its length is refused (UserError), never written.
 The one-shot example is, as RULER writes it, the whole prompt of a task (chat template and answer
 prefix included), a space, its numbered answer "1. w 2. w ...", and a newline, before the task's own
 chat template (version 4). Settings (`LADDER`), the first that fits is used:
