@@ -1,12 +1,15 @@
 """`make mutate`: mutation testing (mutmut) of the modules whose bugs change numbers. Slow; not in CI.
 
-    python tests/mutate.py [MODULE.py ...]     (default: every module in MODULES)
+    python tests/mutate.py [MODULE.py ...]             (default: every module in MODULES)
+    python tests/mutate.py --recheck MODULE.py [...]   (only the recorded survivors, against today's tests)
 
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
 files are never mutated in place), with only its tests selected. Results go to
 bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
 the reason recorded in SURVIVOR_REASONS (killed by a new test since, or equivalent and why) or
-"unexplained".
+"unexplained". --recheck re-applies each recorded survivor not explained as equivalent (its diff) to a
+scratch copy (build/mutate-recheck/) and runs the module's tests on it in a fresh process: the ones that
+now fail count as killed, the rest stay survivors. Much faster than a whole run after adding tests.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "build" / "mutate"
+RECHECK_SCRATCH = ROOT / "build" / "mutate-recheck"
 OUT = ROOT / "bench" / "results" / "mutation.json"
 
 # module -> the tests that pin it down
@@ -32,10 +36,14 @@ MODULES = {
     "reports/aggregate.py": ["tests/reports/test_aggregate.py", "tests/reports/test_ci_coverage.py",
                              "tests/reports/test_report_properties.py", "tests/reports/test_ruler_arithmetic.py"],
     "evaluation/evaluator.py": ["tests/evaluation/test_evaluator.py"],
-    "kernels/linear_attention/reference.py": ["tests/kernels/test_full_sequence.py"],
-    "kernels/sliding_window/reference.py": ["tests/kernels/test_full_sequence.py", "tests/kernels/test_swa_definition.py"],
-    "kernels/global_attention/reference.py": ["tests/kernels/test_global_attention.py"],
-    "kernels/dispatch.py": ["tests/kernels"],
+    "kernels/linear_attention/reference.py": ["tests/kernels/test_reference_definitions.py",
+                                              "tests/kernels/test_full_sequence.py"],
+    "kernels/sliding_window/reference.py": ["tests/kernels/test_reference_definitions.py",
+                                            "tests/kernels/test_full_sequence.py", "tests/kernels/test_swa_definition.py"],
+    "kernels/global_attention/reference.py": ["tests/kernels/test_reference_definitions.py",
+                                              "tests/kernels/test_global_attention.py"],
+    "kernels/dispatch.py": ["tests/kernels/test_dispatch.py", "tests/kernels/test_full_sequence.py", "tests/kernels/test_carried.py",
+                           "tests/kernels/test_global_attention.py", "tests/kernels/test_swa_definition.py"],
 }
 
 # Modules whose tests run JAX: XLA's thread pools do not survive a fork from a process that has run
@@ -59,6 +67,25 @@ SURVIVOR_REASONS: dict[str, str] = {
                                               "token above its base; 1 or 2 there both leave the estimate nearly flat, "
                                               "and the next round re-measures",
     "evaluation.evaluator.xǁEvaluatorǁ__init____mutmut_12": "equivalent: the default on_record's return value is never used",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_53": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_64": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_85": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_100": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_27": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_36": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_38": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.linear_attention.reference.x_rla_reference__mutmut_87": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.sliding_window.reference.x_swa_reference__mutmut_29": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.sliding_window.reference.x_swa_reference__mutmut_62": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.sliding_window.reference.x_swa_reference__mutmut_18": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.sliding_window.reference.x_swa_reference__mutmut_30": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.sliding_window.reference.x_swa_reference__mutmut_63": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.global_attention.reference.x_attention_reference__mutmut_19": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.global_attention.reference.x_attention_reference__mutmut_40": "equivalent: jnp.einsum takes upper-case subscripts as labels too; the same contraction",
+    "kernels.global_attention.reference.x_attention_reference__mutmut_41": "equivalent: astype(None) is float32 with jax_enable_x64 off (the project's setting), as astype(float32)",
+    "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_27": "equivalent: a row with no unmasked entry is zeroed by the mask whatever its max is replaced with",
+    "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_56": "equivalent: a row with an unmasked entry has denominator >= 1 (its max contributes exp(0)); only rows of exactly 1 differ, and p / 1 is p",
+    "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_57": "equivalent: a row with no unmasked entry is all zeros, and 0 / 2 is 0 / 1",
     "reports.aggregate.x_compare__mutmut_12": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
     "reports.aggregate.x_compare__mutmut_21": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
     "reports.aggregate.x_summarize__mutmut_22": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
@@ -125,7 +152,42 @@ def mutate(module: str) -> dict:
             "tests": MODULES[module], "survivors": survivors}
 
 
+def _apply(source: str, diff: list[str]) -> str | None:
+    """`source` with the diff's "-" lines replaced by its "+" lines, or None when they are not found once."""
+    old = "\n".join(line[1:] for line in diff if line.startswith("-"))
+    new = "\n".join(line[1:] for line in diff if line.startswith("+"))
+    return source.replace(old, new) if old and source.count(old) == 1 else None
+
+
+def recheck(module: str, entry: dict) -> dict:
+    """The module's entry with each recorded survivor not explained as equivalent re-run against the
+    module's current tests (a fresh pytest process per mutant); those the tests now fail count as killed."""
+    shutil.rmtree(RECHECK_SCRATCH, ignore_errors=True)
+    RECHECK_SCRATCH.mkdir(parents=True)
+    _copy_tree(RECHECK_SCRATCH)
+    path = RECHECK_SCRATCH / module
+    original = path.read_text(encoding="utf-8")
+    survivors = []
+    for survivor in entry["survivors"]:
+        reason = SURVIVOR_REASONS.get(survivor["mutant"], "unexplained")
+        diff = survivor.get("diff", [])  # runs recorded before diffs were kept have none: rerun those modules
+        mutated = None if reason.startswith("equivalent") else _apply(original, diff)
+        if mutated is not None:
+            path.write_text(mutated, encoding="utf-8")
+            tests = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *MODULES[module]],
+                                   cwd=RECHECK_SCRATCH, capture_output=True)
+            path.write_text(original, encoding="utf-8")
+            if tests.returncode != 0:
+                continue
+        survivors.append({**survivor, "reason": reason})
+    killed = entry["total"] - len(survivors)
+    return {**entry, "killed": killed, "score": round(killed / max(entry["total"], 1), 3), "tests": MODULES[module],
+            "survivors": survivors}
+
+
 def main(argv: list[str]) -> int:
+    rechecking = argv[:1] == ["--recheck"]
+    argv = argv[1:] if rechecking else argv
     modules = argv or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
@@ -133,9 +195,17 @@ def main(argv: list[str]) -> int:
         return 2
     from importlib.metadata import version
 
-    command = "nice -n 15 make mutate MUTATE=\"" + " ".join(modules) + "\""
-    results = {module: {**mutate(module), "command": command} for module in modules}
     earlier = json.loads(OUT.read_text(encoding="utf-8"))["modules"] if OUT.is_file() else {}
+    if rechecking:
+        missing = [m for m in modules if m not in earlier]
+        if missing:
+            print(f"error: no recorded run of {missing} to recheck; run make mutate MUTATE=\"{' '.join(missing)}\" first",
+                  file=sys.stderr)
+            return 2
+        results = {m: {**recheck(m, earlier[m]), "rechecked": f"python tests/mutate.py --recheck {m}"} for m in modules}
+    else:
+        command = "nice -n 15 make mutate MUTATE=\"" + " ".join(modules) + "\""
+        results = {module: {**mutate(module), "command": command} for module in modules}
     merged = {**earlier, **results}  # modules not rerun keep their last results
     report = {
         "tool": f"mutmut {version('mutmut')}",
