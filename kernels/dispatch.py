@@ -65,9 +65,7 @@ def _decline_reason(op: str, name: str, q, k, kv_start, window: int) -> str | No
     """Why implementation `name` cannot run this call, or None when it can."""
     if name in ("reference", "xla"):
         return None
-    if name == "cudnn":
-        if op != "swa":
-            return "cuDNN has no carried-chunk form"
+    if name == "cudnn":  # full-sequence SWA only: _resolve refuses it for other ops, AUTO lists it for none
         if jax.default_backend() != "gpu":
             return "cuDNN needs a GPU"
         if kv_start is not None:

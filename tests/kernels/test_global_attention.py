@@ -165,16 +165,20 @@ def test_every_model_impl_of_the_whole_sequence_equals_the_reference(impl):
         global_attention(q, k, v, impl="cudnn")
 
 
-@pytest.mark.parametrize("backend,dtype,padded,expected", [
-    ("gpu", jnp.bfloat16, False, True),
-    ("gpu", jnp.bfloat16, True, False),  # cuDNN's causal mask takes no left padding
-    ("gpu", jnp.float32, False, False),
-    ("cpu", jnp.bfloat16, False, False),
+@pytest.mark.parametrize("backend,dtype,padded,head_dim,expected", [
+    ("gpu", jnp.bfloat16, False, 64, True),
+    ("gpu", jnp.float16, False, 128, True),  # cuDNN's largest head
+    ("gpu", jnp.bfloat16, False, 136, False),
+    ("gpu", jnp.bfloat16, False, 12, False),  # not a multiple of 8
+    ("gpu", jnp.bfloat16, True, 64, False),  # cuDNN's causal mask takes no left padding
+    ("gpu", jnp.float32, False, 64, False),
+    ("cpu", jnp.bfloat16, False, 64, False),
 ])
-def test_cudnn_takes_only_unpadded_half_precision_sequences_on_a_gpu(monkeypatch, backend, dtype, padded, expected):
+def test_cudnn_takes_only_unpadded_half_precision_sequences_on_a_gpu(monkeypatch, backend, dtype, padded, head_dim,
+                                                                     expected):
     from kernels import dispatch
 
     monkeypatch.setattr(dispatch.jax, "default_backend", lambda: backend)
-    q = jnp.zeros((1, 8, 2, 64), dtype)
+    q = jnp.zeros((1, 200, 2, head_dim), dtype)  # T > 128: a T/D mix-up shows
     assert dispatch._global_uses_cudnn(None, q, jnp.zeros((1,), jnp.int32) if padded else None) == expected
     assert not dispatch._global_uses_cudnn("xla", q, None)
