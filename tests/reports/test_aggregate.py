@@ -1,7 +1,5 @@
 """Per-length averages, wAvg and effective length on crafted tables; comparisons over what runs share."""
 
-from pathlib import Path
-
 import numpy as np
 
 from reports.aggregate import (
@@ -9,7 +7,6 @@ from reports.aggregate import (
     compare,
     delta,
     effective_length,
-    effective_length_definition,
     length_averages,
     lengths_mean,
     summarize,
@@ -150,9 +147,3 @@ def test_delta_is_rounded_to_two_decimals():
     other = {("a", 1024): Cell("a", 1024, np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]), np.full(50, 2 / 7))}
     d = delta(base, other, ["a"], [1024])
     assert d.score == round(28.57 - 33.33, 2) == -4.76
-
-
-def test_the_readme_defines_effective_length_as_the_code_computes_it():
-    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
-    definition = effective_length_definition(85.6).removesuffix(" 85.6")
-    assert definition.replace("the longest", "The effective length is the longest", 1) in readme

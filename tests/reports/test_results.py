@@ -3,11 +3,13 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from common.files import atomic_write_json
 from evaluation.run_dir import SUMMARY_COLUMNS, RunDir
+from reports.aggregate import effective_length_definition
 from reports.results import SCHEMA, write_run_results
 from ruler_tasks import RULER_REVISION
 
@@ -132,3 +134,9 @@ def test_a_full_ruler_run_has_wavg_effective_length_and_no_coverage_flag(make_ru
     assert results["coverage"] == {"tasks": 13, "ruler_tasks": 13, "fewer_than_ruler": False, "note": None}
     assert results["avg"]["score"] == round(sum(averages) / 6, 2) and results["avg"]["n"] == 78
     assert results["provenance"]["samples"] == "1" and results["provenance"]["haystack"] is None
+
+
+def test_the_readme_defines_effective_length_as_the_code_computes_it():
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    definition = effective_length_definition(85.6).removesuffix(" 85.6")
+    assert definition.replace("the longest", "The effective length is the longest", 1) in readme
