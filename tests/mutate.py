@@ -6,10 +6,10 @@
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
 files are never mutated in place), with only its tests selected. Results go to
 bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
-the reason recorded in SURVIVOR_REASONS (killed by a new test since, or equivalent and why) or
-"unexplained". --recheck re-applies each recorded survivor not explained as equivalent (its diff) to a
-scratch copy (build/mutate-recheck/) and runs the module's tests on it in a fresh process: the ones that
-now fail count as killed, the rest stay survivors. Much faster than a whole run after adding tests.
+the reason recorded in SURVIVOR_REASONS (equivalent, and why) or "unexplained". --recheck re-applies
+each recorded survivor not explained as equivalent (its diff) to a scratch copy (build/mutate-recheck/)
+and runs the module's tests on it in a fresh process: the ones that now fail count as killed, the rest
+stay survivors. Much faster than a whole run after adding tests.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ MODULES = {
 # them, so their mutants run under mutmut's fork server with nothing imported before the fork.
 FORK_UNSAFE = {m for m in MODULES if m.startswith("kernels/")}
 
-# mutant name -> why it survives (equivalent mutants) or which test kills it now.
+# mutant name -> why it survives: each an equivalent mutant, and why.
 SURVIVOR_REASONS: dict[str, str] = {
     "reports.scoring.x_bootstrap_means__mutmut_5": "equivalent: rng.integers(n) and rng.integers(0, n) draw the same stream",
     "reports.scoring.x_cell_rng__mutmut_5": "equivalent: Python's codec names are case-insensitive ('UTF-8' is 'utf-8')",
@@ -86,13 +86,6 @@ SURVIVOR_REASONS: dict[str, str] = {
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_27": "equivalent: a row with no unmasked entry is zeroed by the mask whatever its max is replaced with",
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_56": "equivalent: a row with an unmasked entry has denominator >= 1 (its max contributes exp(0)); only rows of exactly 1 differ, and p / 1 is p",
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_57": "equivalent: a row with no unmasked entry is all zeros, and 0 / 2 is 0 / 1",
-    "reports.aggregate.x_compare__mutmut_12": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
-    "reports.aggregate.x_compare__mutmut_21": "killed by tests/reports/test_aggregate.py::test_comparison_averages_only_the_tasks_every_run_has_and_uses_the_given_threshold (each verified against the mutant by hand)",
-    "reports.aggregate.x_summarize__mutmut_22": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
-    "reports.aggregate.x_summarize__mutmut_5": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
-    "reports.aggregate.x_summarize__mutmut_6": "killed by tests/reports/test_aggregate.py::test_summary_keeps_its_model_and_training_length_and_uses_the_given_threshold (each verified against the mutant by hand)",
-    "reports.aggregate.xǁRunSummaryǁtask_mean__mutmut_5": "killed by tests/reports/test_aggregate.py::test_a_tasks_average_is_over_that_task_alone (each verified against the mutant by hand)",
-    "reports.aggregate.xǁRunSummaryǁtask_mean__mutmut_7": "killed by tests/reports/test_aggregate.py::test_a_tasks_average_is_over_that_task_alone (each verified against the mutant by hand)",
 }
 
 STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
@@ -170,8 +163,7 @@ def recheck(module: str, entry: dict) -> dict:
     survivors = []
     for survivor in entry["survivors"]:
         reason = SURVIVOR_REASONS.get(survivor["mutant"], "unexplained")
-        diff = survivor.get("diff", [])  # runs recorded before diffs were kept have none: rerun those modules
-        mutated = None if reason.startswith("equivalent") else _apply(original, diff)
+        mutated = None if reason.startswith("equivalent") else _apply(original, survivor["diff"])
         if mutated is not None:
             path.write_text(mutated, encoding="utf-8")
             tests = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *MODULES[module]],
