@@ -136,18 +136,19 @@ def test_cwe_order_is_rulers_fixed_shuffle_of_the_run_seed():
     samples = generate("cwe", WordTokenizer(), 8192, count=3)
     other_seed = generate("cwe", WordTokenizer(), 8192, count=1, run_seed=7)
     layouts = []
-    for s in samples + other_seed:
+    for s, run_seed in [(s, 42) for s in samples] + [(other_seed[0], 7)]:
         words, common = cwe_task_words(s), s.outputs
         num_words, freq_cw, freq_ucw = s.meta["num_words"], s.meta["freq_cw"], s.meta["freq_ucw"]
-        rare = list(dict.fromkeys(w for w in words if w not in common))
-        assert len(rare) == num_words - 10
-        items = common * freq_cw + rare * freq_ucw
-        # RULER's shuffle permutes item slots; recover slot -> "common?" and compare with the seeded shuffle
-        order = list(range(len(items)))
-        random.Random(42 if s is not other_seed[0] else 7).shuffle(order)
-        assert [order[i] < 10 * freq_cw for i in range(len(items))] == [w in common for w in words]
-        layouts.append((num_words, tuple(w in common for w in words)))
-    assert len({layout for layout in layouts[:3]}) == 1 and layouts[3][0] == layouts[0][0]
+        rare = set(words) - set(common)
+        assert len(rare) == num_words - 10 and len(words) == 10 * freq_cw + len(rare) * freq_ucw
+        # RULER's shuffle permutes item slots (common words first); slot i holds a common word iff the
+        # seeded permutation sends it an item from the first 10 * freq_cw
+        order = list(range(len(words)))
+        random.Random(run_seed).shuffle(order)
+        is_common = [w in common for w in words]
+        assert [i < 10 * freq_cw for i in order] == is_common
+        layouts.append((num_words, tuple(is_common)))
+    assert len(set(layouts[:3])) == 1 and layouts[3][0] == layouts[0][0]
     assert layouts[3] != layouts[0], "another run seed, another fixed order"
     assert len({tuple(s.outputs) for s in samples}) == 3, "which words are common is drawn per sample"
 
