@@ -12,7 +12,8 @@ as a dense signal. After the phase, the mixture below, with `recall_fraction` of
 in all their forms. The length curriculum starts when the recall phase ends. (What each phase did for
 the demo models is measured in README "Demo models".)
 
-Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context, with
+Lengths: each step's rows share one length L from the buckets 3/8, 1/2, 3/4 and 1 x context (those at
+which some task's sample fits: 512, 768 and 1024 for the byte-level demos at 1,024), with
 B = batch_tokens // L rows, so a step costs about the same at every length. Curriculum: the longest
 bucket allowed grows from the shortest to the full context over the first CURRICULUM_FRACTION of the
 steps; a step takes the longest allowed bucket with probability 1/2, else one of the allowed uniformly.
