@@ -138,11 +138,20 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
 LOSS_TERMS = ("answer", "copy", "recall", "text")  # runners.train_data.Batch.masks order
 
 
+def first_of_runs(mask):
+    """mask [B,N] bool -> [B,N] bool: the first position of each run of True (a recalled value's first token)."""
+    return mask & ~jnp.pad(mask[:, :-1], ((0, 0), (1, 0)))
+
+
 def loss_terms(model: RAttentionLM, tokens, masks):
     """tokens [B,L] int32, masks: one [B,L-1] bool per LOSS_TERMS -> (sum of the mean losses,
-    {<term>_loss: mean cross-entropy over its targets, <term>_acc: share of them predicted by argmax}).
+    {<term>_loss: mean cross-entropy over its targets, <term>_acc: share of them predicted by argmax,
+    recall_first_acc: the same share over each recalled value's first token only}).
 
-    A term with no targets in the batch contributes 0 to both.
+    recall_first_acc is the key-matching accuracy: a value's first token is predicted only by finding its
+    key, while the rest mostly follows by copying the stored value that starts with it (a model that picks
+    a stored value at random and copies it scores high recall_acc and chance recall_first_acc).
+    A term with no targets in the batch contributes 0 to its loss and accuracies.
     """
     logits = model(tokens[:, :-1], impl="xla")  # [B,L-1,V] float32
     targets = tokens[:, 1:]
@@ -153,6 +162,8 @@ def loss_terms(model: RAttentionLM, tokens, masks):
         count = jnp.maximum(jnp.sum(mask), 1)
         terms[f"{name}_loss"] = jnp.sum(ce * mask) / count
         terms[f"{name}_acc"] = jnp.sum(hit & mask) / count
+    first = first_of_runs(masks[LOSS_TERMS.index("recall")])
+    terms["recall_first_acc"] = jnp.sum(hit & first) / jnp.maximum(jnp.sum(first), 1)
     return sum(terms[f"{name}_loss"] for name in LOSS_TERMS), terms
 
 

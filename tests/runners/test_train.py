@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -200,6 +201,27 @@ def test_loss_falls_and_the_checkpoint_loads(tmp_path):
     assert model.config.train_context == 256 and tokenizer.vocab_size == 258
     assert train.main([*RECIPE, "--out", str(out), "--steps", "30"]) == 0  # already done: nothing changes
     assert read_jsonl(out / "train_log.jsonl") == log
+
+
+def test_recall_first_acc_scores_only_each_recalled_values_first_token():
+    from flax import nnx
+    from model_adapters.model import RAttentionLM
+    from model_adapters.presets import preset_config
+
+    model = RAttentionLM(preset_config("tiny-full"), rngs=nnx.Rngs(0))
+    recall = np.zeros((1, 15), bool)
+    recall[0, [2, 3, 4, 8, 11, 12]] = True  # three values: columns 2-4, 8, 11-12
+    first = np.asarray(train.first_of_runs(jnp.asarray(recall)))
+    assert np.flatnonzero(first[0]).tolist() == [2, 8, 11]
+    # tokens chosen left to right: the model's argmax at each first token, anything else at the other targets
+    tokens = np.zeros((1, 16), np.int32)
+    for t in range(15):
+        guess = int(jnp.argmax(model(jnp.asarray(tokens[:, : t + 1]), impl="xla")[0, t]))
+        tokens[0, t + 1] = guess if first[0, t] else (guess + 1) % 258
+    none = np.zeros_like(recall)
+    _, terms = train.loss_terms(model, jnp.asarray(tokens), (none, none, jnp.asarray(recall), none))
+    assert float(terms["recall_first_acc"]) == 1.0
+    assert float(terms["recall_acc"]) == pytest.approx(3 / 6)
 
 
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
