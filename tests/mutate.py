@@ -4,7 +4,9 @@
     python tests/mutate.py --recheck MODULE.py [...]   (only the recorded survivors, against today's tests)
 
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
-files are never mutated in place), with only its tests selected. Results go to
+files are never mutated in place), with only its tests selected. An interrupted run resumes: when the
+scratch copy was made for the same module from the same sources, mutmut goes on from the mutants it
+has already decided. Results go to
 bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
 the reason recorded in SURVIVOR_REASONS (equivalent, and why) or "unexplained". --recheck re-applies
 each recorded survivor not explained as equivalent (its diff) to a scratch copy (build/mutate-recheck/)
@@ -14,6 +16,7 @@ stay survivors. Much faster than a whole run after adding tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -42,7 +45,8 @@ MODULES = {
                                             "tests/kernels/test_full_sequence.py", "tests/kernels/test_swa_definition.py"],
     "kernels/global_attention/reference.py": ["tests/kernels/test_reference_definitions.py",
                                               "tests/kernels/test_global_attention.py"],
-    "kernels/dispatch.py": ["tests/kernels/test_dispatch.py", "tests/kernels/test_full_sequence.py", "tests/kernels/test_carried.py",
+    "kernels/dispatch.py": ["tests/kernels/test_dispatch.py", "tests/kernels/test_dispatch_routing.py",
+                           "tests/kernels/test_full_sequence.py", "tests/kernels/test_carried.py",
                            "tests/kernels/test_global_attention.py", "tests/kernels/test_swa_definition.py"],
 }
 
@@ -91,15 +95,27 @@ SURVIVOR_REASONS: dict[str, str] = {
 STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
 
 
-def _copy_tree(dest: Path) -> None:
-    """The working tree's tracked and unignored files (not .venv, build/ or runs/) into dest."""
+def _listed() -> list[str]:
+    """The working tree's tracked and unignored files (not .venv, build/ or runs/), relative to ROOT."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                             capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+    return sorted(rel for rel in listed if rel and (ROOT / rel).is_file())
+
+
+def _sources_digest(module: str) -> str:
+    """A hash of the module, its selected tests and every Python or TOML file they can see (this script aside)."""
+    digest = hashlib.sha256(json.dumps([module, MODULES[module]]).encode())
+    for rel in _listed():
+        if rel.endswith((".py", ".toml")) and rel != "tests/mutate.py":
+            digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes())
+    return digest.hexdigest()
+
+
+def _copy_tree(dest: Path) -> None:
+    """The working tree's tracked and unignored files into dest."""
+    for rel in _listed():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
 
 
 def _configure(dest: Path, module: str, tests: list[str]) -> None:
@@ -127,10 +143,13 @@ def _diff(mutant: str) -> list[str]:
 
 def mutate(module: str) -> dict:
     """Runs mutmut on one module -> {"killed", "total", "score", "statuses", "survivors"}."""
-    shutil.rmtree(SCRATCH, ignore_errors=True)
-    SCRATCH.mkdir(parents=True)
-    _copy_tree(SCRATCH)
-    _configure(SCRATCH, module, MODULES[module])
+    stamp, digest = SCRATCH / ".sources-digest", _sources_digest(module)
+    if not (stamp.is_file() and stamp.read_text(encoding="utf-8") == digest):
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+        SCRATCH.mkdir(parents=True)
+        _copy_tree(SCRATCH)
+        _configure(SCRATCH, module, MODULES[module])
+        stamp.write_text(digest, encoding="utf-8")
     subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=SCRATCH, check=True)
     listing = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=SCRATCH,
                              check=True, capture_output=True, text=True).stdout
