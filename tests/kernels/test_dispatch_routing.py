@@ -5,6 +5,7 @@ other files here."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from kernel_cases import Shape, initial_state, qkv
@@ -51,3 +52,66 @@ def test_reference_and_xla_run_every_call(monkeypatch, name):
     q, k = np.zeros((1, 7, 3, 5), np.float32), np.zeros((1, 7, 1, 5), np.float32)
     for op in ("rla", "swa", "swa_chunk"):
         assert dispatch._decline_reason(op, name, q, k, None, 3) is None
+
+
+@pytest.mark.parametrize("dtype,head_dim,kv_start,reason", [
+    ("bfloat16", 64, None, None),
+    ("float16", 128, None, None),
+    ("bfloat16", 64, np.zeros(1, np.int32), "cuDNN's local window takes no left padding (kv_start)"),
+    ("float32", 64, None, "cuDNN needs bf16/f16 and D % 8 == 0, D <= 128 (got float32, D=64)"),
+    ("bfloat16", 12, None, "cuDNN needs bf16/f16 and D % 8 == 0, D <= 128 (got bfloat16, D=12)"),
+    ("bfloat16", 136, None, "cuDNN needs bf16/f16 and D % 8 == 0, D <= 128 (got bfloat16, D=136)"),
+], ids=["bf16", "f16-D128", "left-padded", "float32", "D12", "D136"])
+def test_cudnn_takes_only_unpadded_half_precision_sequences_of_its_head_dims(monkeypatch, dtype, head_dim, kv_start,
+                                                                              reason):
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: "gpu")
+    q = jnp.zeros((1, 7, 2, head_dim), dtype)
+    assert dispatch._decline_reason("swa", "cudnn", q, q, kv_start, 3) == reason
+
+
+@pytest.mark.parametrize("backend", ["cpu", "tpu"])
+def test_cudnn_declines_off_a_gpu(monkeypatch, backend):
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: backend)
+    q = jnp.zeros((1, 7, 2, 64), jnp.bfloat16)
+    assert dispatch._decline_reason("swa", "cudnn", q, q, None, 3) == "cuDNN needs a GPU"
+
+
+@pytest.mark.parametrize("impl", ["reference", "xla", "pallas"])
+def test_a_chunk_asks_for_its_impl_with_the_ring_and_chunk_as_keys(monkeypatch, impl):
+    """The kernel of a prefill chunk reads the ring's W keys then the chunk's T: what may decline it is asked
+    about those keys, the caller's impl, kv_start and window."""
+    asked = []
+    real = dispatch._decline_reason
+
+    def spy(op, name, q, k, kv_start, window):
+        asked.append((op, name, q.shape, k.shape, None if kv_start is None else kv_start.shape, window))
+        return real(op, name, q, k, kv_start, window)
+
+    monkeypatch.setattr(dispatch, "_decline_reason", spy)
+    window, time = 5, {"reference": 9, "xla": 10, "pallas": 11}[impl]  # shapes no cached trace has seen
+    q = jnp.zeros((2, time, 2, 8))
+    cache = kernels.swa_cache_init(2, window, 1, 8, jnp.float32)
+    kernels.sliding_window_attention_chunk(q, q[:, :, :1], q[:, :, :1], cache, window=window,
+                                           kv_start=jnp.asarray([0, 3]), impl=impl)
+    assert asked == [("swa_chunk", impl, (2, time, 2, 8), (2, window + time, 1, 8), (2,), window)]
+
+
+def test_cudnn_serves_no_prefill_chunk():
+    q = jnp.zeros((1, 8, 2, 8))
+    with pytest.raises(ValueError, match="cudnn: full-sequence SWA"):
+        kernels.sliding_window_attention_chunk(q, q, q, kernels.swa_cache_init(1, 4, 2, 8, jnp.float32), window=4,
+                                               impl="cudnn")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_prefill_chunks_keep_their_caches_dtype(dtype):
+    """A chunk's keys and values join the ring in the cache's dtype, so the cache a chunk returns has the dtype
+    it was given (a promoted ring would retrace every later chunk and double its memory)."""
+    rng = np.random.default_rng(6)
+    shape = Shape(1, 12, 2, 1, 8, 4)
+    q, k, v = qkv(rng, shape, dtype)
+    swa = kernels.swa_cache_init(1, shape.window, 1, 8, dtype)
+    _, swa = kernels.sliding_window_attention_chunk(q, k, v, swa, window=shape.window)
+    rat = kernels.rattention_cache_init(1, shape.window, 2, 1, 8, dtype)
+    *_, rat = kernels.rattention_chunk(q, k, q, k, v, rat, window=shape.window)
+    assert [a.dtype for a in (swa.k, swa.v, rat.k_swa, rat.k_rla, rat.v)] == [jnp.dtype(dtype)] * 5
