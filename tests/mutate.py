@@ -5,7 +5,8 @@
 
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
 files are never mutated in place), with only its tests selected. An interrupted run resumes: when the
-scratch copy was made for the same module from the same sources, mutmut goes on from the mutants it
+scratch copy was made for the same module from the same sources (the module's package, its tests, and
+what they import), mutmut goes on from the mutants it
 has already decided. Results go to
 bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
 the reason recorded in SURVIVOR_REASONS (equivalent, and why) or "unexplained". --recheck re-applies
@@ -93,6 +94,7 @@ SURVIVOR_REASONS: dict[str, str] = {
 }
 
 STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
+IMPORT = re.compile(r"^(?:from|import) (\w+)", re.MULTILINE)
 
 
 def _listed() -> list[str]:
@@ -102,12 +104,29 @@ def _listed() -> list[str]:
     return sorted(rel for rel in listed if rel and (ROOT / rel).is_file())
 
 
+def _visible_sources(module: str) -> list[str]:
+    """The files a module's run depends on: its selected test files and their directories' helpers,
+    tests/conftest.py, pyproject.toml, and every file of the project packages the module's package and
+    those tests import, followed transitively (by their import lines)."""
+    listed = [rel for rel in _listed() if rel.endswith(".py")]
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    test_dirs = {str(Path(t).parent) for t in MODULES[module]}
+    files = {rel for rel in listed if str(Path(rel).parent) in test_dirs} | {"tests/conftest.py", "pyproject.toml"}
+    wanted, seen = {module.split("/")[0]}, set()
+    scan = set(files)
+    while wanted - seen:
+        seen |= wanted
+        scan |= {rel for rel in listed if rel.split("/")[0] in wanted}
+        imported = {m.group(1) for rel in scan for m in IMPORT.finditer((ROOT / rel).read_text(encoding="utf-8"))}
+        wanted = seen | (imported & packages)
+    return sorted(scan)
+
+
 def _sources_digest(module: str) -> str:
-    """A hash of the module, its selected tests and every Python or TOML file they can see (this script aside)."""
+    """A hash of the module, its selected tests and the contents of every file they can see."""
     digest = hashlib.sha256(json.dumps([module, MODULES[module]]).encode())
-    for rel in _listed():
-        if rel.endswith((".py", ".toml")) and rel != "tests/mutate.py":
-            digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes())
+    for rel in _visible_sources(module):
+        digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes())
     return digest.hexdigest()
 
 
