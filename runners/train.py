@@ -44,7 +44,7 @@ from model_adapters.tokenizers import tokenizer_from_config
 from common.errors import UserError
 from common.files import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from common.cli import user_errors_exit_2
-from runners.train_data import TrainingStream
+from runners.train_data import RECALL_PHASE_FORMS, TrainingStream
 
 FINAL_LR_FRACTION = 0.1
 
@@ -68,6 +68,14 @@ class Recipe:
     recall_length: int
     seed: int
     rla_init_scale: float = 1.0  # RAttention layers' RLA-branch norm scale at step 0 (0: each starts as SWA)
+    recall_phase_forms: str = "easy"  # the recall phase's recall rows: "easy" (one compact form) or "all" compact forms
+    recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each recalled value, or on its "first" only
+
+
+def recipe_with_defaults(saved: dict) -> dict:
+    """A saved recipe (recipe.json, training.json's "recipe") with the fields added since it was written at
+    their defaults, which reproduce what it trained."""
+    return {**{f.name: f.default for f in fields(Recipe) if f.default is not MISSING}, **saved}
 
 
 def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
@@ -88,6 +96,12 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--recall-steps", type=int, default=0,
                    help="length of the first phase, in steps: easy recall rows and repeat rows, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
+    p.add_argument("--recall-phase-forms", choices=RECALL_PHASE_FORMS, default="easy",
+                   help="the recall phase's recall rows: easy (4-letter keys, 4-digit values) or all compact forms "
+                        "(2-4 letter or word keys, 4- or 7-digit values)")
+    p.add_argument("--recall-loss", choices=RECALL_LOSSES, default="all",
+                   help="recall rows' loss: on all tokens of each recalled value, or on its first token only (the one "
+                        "only a key match predicts; the rest can be copied from the stored value)")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
     p.add_argument("--rla-init-scale", type=float, default=1.0,
                    help="initial scale of RAttention layers' RLA-branch norm (0: each layer starts as its SWA branch "
@@ -116,7 +130,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
                     text_fraction=args.text_fraction, copy_fraction=args.copy_fraction,
                     recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
-                    recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale)
+                    recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale,
+                    recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss)
     return recipe, args
 
 
@@ -136,6 +151,7 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
 
 
 LOSS_TERMS = ("answer", "copy", "recall", "text")  # runners.train_data.Batch.masks order
+RECALL_LOSSES = ("all", "first")
 
 
 def first_of_runs(mask):
@@ -143,10 +159,13 @@ def first_of_runs(mask):
     return mask & ~jnp.pad(mask[:, :-1], ((0, 0), (1, 0)))
 
 
-def loss_terms(model: RAttentionLM, tokens, masks):
+def loss_terms(model: RAttentionLM, tokens, masks, recall_loss: str = "all"):
     """tokens [B,L] int32, masks: one [B,L-1] bool per LOSS_TERMS -> (sum of the mean losses,
     {<term>_loss: mean cross-entropy over its targets, <term>_acc: share of them predicted by argmax,
     recall_first_acc: the same share over each recalled value's first token only}).
+
+    recall_loss="first" takes recall_loss over each recalled value's first token only (recall_acc still
+    scores every recalled token).
 
     recall_first_acc is the key-matching accuracy: a value's first token is predicted only by finding its
     key, while the rest mostly follows by copying the stored value that starts with it (a model that picks
@@ -158,23 +177,28 @@ def loss_terms(model: RAttentionLM, tokens, masks):
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     hit = jnp.argmax(logits, axis=-1) == targets
     terms = {}
+
+    def mean(values, mask):
+        return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1)
+
     for name, mask in zip(LOSS_TERMS, masks):
-        count = jnp.maximum(jnp.sum(mask), 1)
-        terms[f"{name}_loss"] = jnp.sum(ce * mask) / count
-        terms[f"{name}_acc"] = jnp.sum(hit & mask) / count
+        terms[f"{name}_loss"] = mean(ce, mask)
+        terms[f"{name}_acc"] = mean(hit, mask)
     first = first_of_runs(masks[LOSS_TERMS.index("recall")])
-    terms["recall_first_acc"] = jnp.sum(hit & first) / jnp.maximum(jnp.sum(first), 1)
+    terms["recall_first_acc"] = mean(hit, first)
+    if recall_loss == "first":
+        terms["recall_loss"] = mean(ce, first)
     return sum(terms[f"{name}_loss"] for name in LOSS_TERMS), terms
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation):
+def make_train_step(graphdef, tx: optax.GradientTransformation, recall_loss: str = "all"):
     """A jitted (params, opt_state, tokens, masks) -> (params, opt_state, metrics); one compile per row
     length (runners.train_data's buckets)."""
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, tokens, masks):
         def loss_fn(p):
-            return loss_terms(nnx.merge(graphdef, p), tokens, masks)
+            return loss_terms(nnx.merge(graphdef, p), tokens, masks, recall_loss)
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -207,6 +231,7 @@ class Trainer:
             eos_id=self._eos_id(), batch_tokens=recipe.batch_tokens, text_fraction=recipe.text_fraction,
             copy_fraction=recipe.copy_fraction, recall_fraction=recipe.recall_fraction,
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
+            recall_phase_forms=recipe.recall_phase_forms,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
@@ -226,8 +251,7 @@ class Trainer:
         """Continues from OUT/train_state if present; refuses one made with a different recipe."""
         recipe_path = self.out / "recipe.json"
         if recipe_path.is_file():
-            defaults = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}  # fields added later
-            saved = {**defaults, **read_json(recipe_path)}
+            saved = recipe_with_defaults(read_json(recipe_path))
             if saved != asdict(self.recipe):
                 diff = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(self.recipe).items() if saved.get(k) != v)
                 raise UserError(f"{self.out} holds a run with a different recipe ({diff}); use a new --out")
@@ -254,7 +278,7 @@ class Trainer:
     def run(self, *, until: int, save_every: int, log_every: int, progress: bool = True) -> None:
         """Trains to step `until` (<= recipe.steps), logging every `log_every` steps and saving every
         `save_every` steps and at `until`."""
-        train_step = make_train_step(self.graphdef, self.tx)
+        train_step = make_train_step(self.graphdef, self.tx, self.recipe.recall_loss)
         schedule = learning_rate(self.recipe)
         window = []
         start = time.perf_counter() - self.elapsed

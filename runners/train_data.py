@@ -4,8 +4,9 @@
                             recall_steps=1000, recall_fraction=0.3)
     batch = stream.batch(step)   # tokens [B, L] int32; answer/copy/recall/text masks [B, L - 1] bool
 
-Phases: the first `recall_steps` steps are at `recall_length` tokens, half recall rows in their easy
-form (dense associative recall over 4-letter keys and 4-digit values: `_recall_row`) and half repeat
+Phases: the first `recall_steps` steps are at `recall_length` tokens, half recall rows (dense associative
+recall, `_recall_row`: with `recall_phase_forms="easy"` in their easy form, 4-letter keys and 4-digit
+values; with "all", in every compact form, 2-4 letter or word keys and 4- or 7-digit values) and half repeat
 rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`), whose
 spans only a content match back into the string predicts: the induction that retrieval is built from,
 as a dense signal. After the phase, the mixture below, with `recall_fraction` of the rows recall rows
@@ -64,6 +65,7 @@ REPEAT_SYMBOLS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8
 REPEAT_SPAN_TOKENS = (8, 17)
 RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
+RECALL_PHASE_FORMS = ("easy", "all")
 RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
 
@@ -98,7 +100,7 @@ class TrainingStream:
     def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
-                 haystack: str | None = None, chat_template: str = "base"):
+                 recall_phase_forms: str = "easy", haystack: str | None = None, chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
             raise UserError(f"--text-fraction {text_fraction}, --copy-fraction {copy_fraction} and --recall-fraction "
@@ -109,6 +111,8 @@ class TrainingStream:
             raise UserError(f"--recall-steps {recall_steps} must be in [0, --steps {steps})")
         if not 64 <= recall_length <= context:
             raise UserError(f"--recall-length {recall_length} must be in [64, --context {context}]")
+        if recall_phase_forms not in RECALL_PHASE_FORMS:
+            raise UserError(f"--recall-phase-forms {recall_phase_forms!r}: pick one of {', '.join(RECALL_PHASE_FORMS)}")
         self.tokenizer = tokenizer
         self.context = context
         self.steps = steps
@@ -121,6 +125,7 @@ class TrainingStream:
         self.recall_fraction = recall_fraction
         self.recall_steps = recall_steps
         self.recall_length = recall_length
+        self.recall_phase_forms = recall_phase_forms
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
         self.text = normalize(load_text(haystack))
@@ -297,7 +302,7 @@ class TrainingStream:
                 split, target, name = len(ids), None, "repeat"
                 copy_mask[row, : len(ids) - 1] = copy
             elif draw < recall_fraction:
-                ids, recall = self._recall_row(length, rng, easy=recall_phase)
+                ids, recall = self._recall_row(length, rng, easy=recall_phase and self.recall_phase_forms == "easy")
                 split, target, name = len(ids), None, "recall"
                 recall_mask[row, : len(ids) - 1] = recall
             elif draw < recall_fraction + self.text_fraction:

@@ -14,6 +14,7 @@ import pytest
 import runners.train as train
 from model_adapters.checkpoint import load
 from model_adapters.tokenizers import ByteTokenizer
+from common.errors import UserError
 from common.files import read_jsonl
 from ruler_tasks.registry import load_registry
 from runners.prepare import prepare_data
@@ -155,6 +156,24 @@ def test_recall_phase_rows_are_easy_recall_and_repeats_scored_exactly():
     assert keys == {"words", "letters"} and values == {4, 7, "uuid"}
 
 
+def test_recall_phase_forms_all_puts_every_compact_form_in_the_recall_phase():
+    tok = ByteTokenizer()
+    stream = TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048,
+                            recall_steps=10, recall_length=256, recall_fraction=0.5, recall_phase_forms="all")
+    keys, values = set(), set()
+    for step in range(10):
+        batch = stream.batch(step)
+        assert batch.tokens.shape == (8, 256) and set(batch.names) <= {"recall", "repeat"}
+        for row in np.flatnonzero(np.array(batch.names) == "recall"):
+            pairs, form = checked_recall_pairs(tok, batch.tokens[row], batch.recall_mask[row], batch.text_mask[row])
+            assert form == "compact"  # needle sentences need 512+ tokens
+            keys |= {"words" if "-" in k else len(k) for k in pairs}
+            values |= {len(v) for v in pairs.values()}
+    assert keys == {"words", 2, 3, 4} and values == {4, 7}
+    with pytest.raises(UserError, match="--recall-phase-forms"):
+        TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, recall_phase_forms="hard")
+
+
 def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
     """Same task, length and the evaluation's default seed: the generated needles never coincide."""
     prepare_data(tasks="niah_single_1", lengths=[CONTEXT], samples=20, tokenizer=ByteTokenizer(), tokenizer_spec="byte",
@@ -223,6 +242,13 @@ def test_recall_first_acc_scores_only_each_recalled_values_first_token():
     assert float(terms["recall_first_acc"]) == 1.0
     assert float(terms["recall_acc"]) == pytest.approx(3 / 6)
 
+    masks = (none, none, jnp.asarray(recall), none)
+    ce = -jax.nn.log_softmax(model(jnp.asarray(tokens[:, :-1]), impl="xla"))[0, np.arange(15), tokens[0, 1:]]
+    _, first_terms = train.loss_terms(model, jnp.asarray(tokens), masks, recall_loss="first")
+    assert float(terms["recall_loss"]) == pytest.approx(float(ce[recall[0]].mean()), rel=1e-5)
+    assert float(first_terms["recall_loss"]) == pytest.approx(float(ce[first[0]].mean()), rel=1e-5)
+    assert first_terms["recall_acc"] == terms["recall_acc"] and first_terms["recall_first_acc"] == 1.0
+
 
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -231,8 +257,8 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
 
     real = train.make_train_step
 
-    def interrupted_after_three(graphdef, tx):
-        step, calls = real(graphdef, tx), []
+    def interrupted_after_three(*args):
+        step, calls = real(*args), []
 
         def wrapped(*a):
             calls.append(1)
