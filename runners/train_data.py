@@ -69,6 +69,49 @@ RECALL_PHASE_FORMS = ("easy", "all")
 RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
 
+def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], length: int, rng: np.random.Generator,
+                      needle_kind: str | None = None) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
+    """A recall row from key-value pairs -> (tokens: bos, the pairs that fit in 45% of `length`, then queries
+    for them in shuffled order, at most `length` in all; recall targets [len(tokens) - 1] bool, each queried
+    value's tokens; the stored pairs).
+
+    Compact (`key:value;` pairs, `?key:value;` queries) when needle_kind is None; else RULER's NIAH needle
+    sentences for values of that kind ("number", "uuid"), 30% of them after a noise line, and NIAH questions.
+    """
+    if needle_kind is None:
+        def store(k, v):
+            return f"{k}:{v};"
+        def ask(k):
+            return f"?{k}:"
+        end = ";"
+    else:
+        def store(k, v):
+            return NIAH_NEEDLE.format(type_needle_v=needle_kind + "s", key=k, value=v) + "\n"
+        def ask(k):
+            return RECALL_QUERY.format(kind=needle_kind, key=k)
+        end = ".\n"
+    ids, scored = list(bos), [False] * len(bos)
+    stored = []
+    budget = int(0.45 * length)
+    for k, v in pairs:
+        piece = encode(store(k, v))
+        if len(ids) + len(piece) > budget:
+            break
+        if needle_kind is not None and rng.random() < 0.3:
+            piece = encode(NOISE_LINE + "\n") + piece
+        ids += piece
+        scored += [False] * len(piece)
+        stored.append((k, v))
+    for i in rng.permutation(len(stored)):
+        k, v = stored[i]
+        prompt, value, tail = encode(ask(k)), encode(v), encode(end)
+        if len(ids) + len(prompt) + len(value) + len(tail) > length:
+            break
+        ids += prompt + value + tail
+        scored += [False] * len(prompt) + [True] * len(value) + [False] * len(tail)
+    return ids, np.asarray(scored[1:], bool), stored
+
+
 @dataclass(frozen=True)
 class Batch:
     """tokens [B, L] int32; answer_mask, copy_mask, recall_mask, text_mask [B, L - 1] bool mark the targets
@@ -247,41 +290,9 @@ class TrainingStream:
                    else bytes(rng.choice(RECALL_LETTERS, 4 if easy else int(rng.integers(2, 5)))).decode())
             value = random_values(value_kind, rng, 1)[0]
             pairs.setdefault(key, value[:4] if short_values else value)
-        items = list(pairs.items())
-        kind = value_kind[:-1]
-        if needle_format:
-            def store(k, v):
-                return NIAH_NEEDLE.format(type_needle_v=value_kind, key=k, value=v) + "\n"
-            def ask(k):
-                return RECALL_QUERY.format(kind=kind, key=k)
-            end = ".\n"
-        else:
-            def store(k, v):
-                return f"{k}:{v};"
-            def ask(k):
-                return f"?{k}:"
-            end = ";"
-        encode = self.tokenizer.encode
-        ids, scored = list(self.bos), [False] * len(self.bos)
-        stored = []
-        budget = int(0.45 * length)
-        for k, v in items:
-            piece = encode(store(k, v))
-            if len(ids) + len(piece) > budget:
-                break
-            if needle_format and rng.random() < 0.3:
-                piece = encode(NOISE_LINE + "\n") + piece
-            ids += piece
-            scored += [False] * len(piece)
-            stored.append((k, v))
-        for i in rng.permutation(len(stored)):
-            k, v = stored[i]
-            prompt, value, tail = encode(ask(k)), encode(v), encode(end)
-            if len(ids) + len(prompt) + len(value) + len(tail) > length:
-                break
-            ids += prompt + value + tail
-            scored += [False] * len(prompt) + [True] * len(value) + [False] * len(tail)
-        return ids, np.asarray(scored[1:], bool)
+        ids, scored, _ = recall_row_tokens(self.tokenizer.encode, self.bos, list(pairs.items()), length, rng,
+                                           needle_kind=value_kind[:-1] if needle_format else None)
+        return ids, scored
 
     def batch(self, step: int) -> Batch:
         length = self.length_at(step, np.random.default_rng([TRAIN_SEED_TAG, self.seed, step]))
