@@ -115,3 +115,28 @@ def test_prefill_chunks_keep_their_caches_dtype(dtype):
     rat = kernels.rattention_cache_init(1, shape.window, 2, 1, 8, dtype)
     *_, rat = kernels.rattention_chunk(q, k, q, k, v, rat, window=shape.window)
     assert [a.dtype for a in (swa.k, swa.v, rat.k_swa, rat.k_rla, rat.v)] == [jnp.dtype(dtype)] * 5
+
+
+@pytest.mark.parametrize("backend,op,dtype,head_dim,expected", [
+    ("gpu", "swa", "bfloat16", 64, "cudnn"),  # cuDNN first for a whole unpadded half-precision sequence
+    ("gpu", "swa", "float32", 64, "pallas"),  # cuDNN declines float32; Triton takes it
+    ("gpu", "swa", "float32", 12, "xla"),  # neither takes D=12
+    ("gpu", "rla", "bfloat16", 64, "pallas"),
+    ("gpu", "swa_chunk", "bfloat16", 64, "pallas"),  # cuDNN serves no chunk
+    ("tpu", "rla", "float32", 128, "pallas"),
+    ("tpu", "swa", "float32", 64, "xla"),  # Mosaic needs D % 128 == 0
+    ("cpu", "rla", "float32", 128, "xla"),
+    ("metal", "swa", "bfloat16", 64, "xla"),  # a backend with no fast path
+])
+def test_impl_none_takes_the_first_candidate_that_accepts_the_call(monkeypatch, backend, op, dtype, head_dim, expected):
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: backend)
+    q = jnp.zeros((1, 7, 2, head_dim), dtype)
+    assert dispatch._resolve(op, None, q, q, None, 3) == expected
+
+
+def test_an_unknown_impl_names_the_choices():
+    q = jnp.zeros((1, 7, 2, 8))
+    with pytest.raises(ValueError) as e:
+        dispatch._resolve("rla", "cudnn", q, q, None, 3)
+    assert str(e.value) == ("impl must be one of ('reference', 'xla', 'pallas') or None (cudnn: full-sequence SWA), "
+                            "got 'cudnn'")
