@@ -91,6 +91,14 @@ SURVIVOR_REASONS: dict[str, str] = {
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_27": "equivalent: a row with no unmasked entry is zeroed by the mask whatever its max is replaced with",
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_56": "equivalent: a row with an unmasked entry has denominator >= 1 (its max contributes exp(0)); only rows of exactly 1 differ, and p / 1 is p",
     "kernels.sliding_window.reference.x_masked_softmax_rows__mutmut_57": "equivalent: a row with no unmasked entry is all zeros, and 0 / 2 is 0 / 1",
+    **{f"kernels.dispatch.x__swa_core__mutmut_{n}": "equivalent: _pallas_module takes the SWA module for every op "
+                                                     "other than 'rla'" for n in (4, 5, 6)},
+    "kernels.dispatch.x__global_uses_cudnn__mutmut_21": "equivalent: no head dim in (128, 129] is a multiple of 8",
+    "kernels.dispatch.x__decline_reason__mutmut_29": "equivalent: no head dim in (128, 129] is a multiple of 8",
+    "kernels.dispatch.x__resolve__mutmut_34": "equivalent: each backend's RLA and SWA Pallas modules share one "
+                                              "decline_reason, so the op only picks which module asks",
+    "kernels.dispatch.x__resolve__mutmut_39": "equivalent: no decline rule reads the window (cuDNN's, Triton's and "
+                                              "Mosaic's are about dtype, head dim and left padding)",
 }
 
 STATUS = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")

@@ -140,3 +140,9 @@ def test_an_unknown_impl_names_the_choices():
         dispatch._resolve("rla", "cudnn", q, q, None, 3)
     assert str(e.value) == ("impl must be one of ('reference', 'xla', 'pallas') or None (cudnn: full-sequence SWA), "
                             "got 'cudnn'")
+
+
+def test_a_left_padded_call_skips_cudnn(monkeypatch):
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: "gpu")
+    q = jnp.zeros((2, 7, 2, 64), jnp.bfloat16)
+    assert dispatch._resolve("swa", None, q, q, jnp.asarray([0, 3]), 3) == "pallas"
