@@ -94,7 +94,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--recall-fraction", type=float, default=0.0,
                    help="share of rows that are dense key-value recall, after the recall phase")
     p.add_argument("--recall-steps", type=int, default=0,
-                   help="length of the first phase, in steps: easy recall rows and repeat rows, at --recall-length tokens")
+                   help="length of the first phase, in steps: recall rows (see --recall-phase-forms) and "
+                        "repeat rows, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
     p.add_argument("--recall-phase-forms", choices=RECALL_PHASE_FORMS, default="easy",
                    help="the recall phase's recall rows: easy (4-letter keys, 4-digit values) or all compact forms "
