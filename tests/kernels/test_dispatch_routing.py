@@ -5,6 +5,8 @@ other files here."""
 
 from __future__ import annotations
 
+import logging
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -146,3 +148,14 @@ def test_a_left_padded_call_skips_cudnn(monkeypatch):
     monkeypatch.setattr(dispatch.jax, "default_backend", lambda: "gpu")
     q = jnp.zeros((2, 7, 2, 64), jnp.bfloat16)
     assert dispatch._resolve("swa", None, q, q, jnp.asarray([0, 3]), 3) == "pallas"
+
+
+def test_each_declined_candidate_is_logged_with_its_reason(monkeypatch, caplog):
+    monkeypatch.setattr(dispatch.jax, "default_backend", lambda: "gpu")
+    q = jnp.zeros((1, 7, 2, 12))
+    with caplog.at_level(logging.DEBUG, logger=dispatch.log.name):
+        assert dispatch._resolve("swa", None, q, q, None, 3) == "xla"
+    assert caplog.messages == [
+        "swa: cudnn declined: cuDNN needs bf16/f16 and D % 8 == 0, D <= 128 (got float32, D=12)",
+        "swa: pallas declined: the GPU Pallas kernels need D a power of two in 16..256 (tl.dot tiles), got D=12",
+    ]
