@@ -41,3 +41,17 @@ def test_cache_ring_must_match_window():
     q = jnp.zeros((1, 3, 2, 8))
     with pytest.raises(ValueError, match="window=5"):
         kernels.sliding_window_attention_chunk(q, q, q, cache, window=5)
+
+
+@pytest.mark.parametrize("q_shape,k_shape,v_shape,message", [
+    ((8, 2, 8), (1, 8, 2, 8), (1, 8, 2, 8), "expected q [B,T,Hq,D] and k, v [B,T,Hkv,D], got (8, 2, 8), (1, 8, 2, 8), (1, 8, 2, 8)"),
+    ((1, 8, 2, 8), (1, 8, 2, 8), (1, 8, 1, 8), "expected q [B,T,Hq,D] and k, v [B,T,Hkv,D], got (1, 8, 2, 8), (1, 8, 2, 8), (1, 8, 1, 8)"),
+    ((2, 8, 2, 8), (1, 8, 2, 8), (1, 8, 2, 8), "q (2, 8, 2, 8) and k (1, 8, 2, 8) disagree on B or D, or Hq is not a multiple of Hkv"),
+    ((1, 8, 2, 16), (1, 8, 2, 8), (1, 8, 2, 8), "q (1, 8, 2, 16) and k (1, 8, 2, 8) disagree on B or D, or Hq is not a multiple of Hkv"),
+], ids=["q-3d", "k-v-differ", "batch-differs", "head-dim-differs"])
+def test_shape_errors_name_the_shapes_that_arrived(q_shape, k_shape, v_shape, message):
+    q, k, v = jnp.zeros(q_shape), jnp.zeros(k_shape), jnp.zeros(v_shape)
+    for call in (kernels.sliding_window_attention, kernels.residual_linear_attention):
+        with pytest.raises(ValueError) as e:
+            call(q, k, v, window=2)
+        assert str(e.value) == message
