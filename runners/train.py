@@ -69,7 +69,7 @@ class Recipe:
     seed: int
     rla_init_scale: float = 1.0  # RAttention layers' RLA-branch norm scale at step 0 (0: each starts as SWA)
     recall_phase_forms: str = "easy"  # the recall phase's recall rows: "easy" (one compact form) or "all" compact forms
-    recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each recalled value, or on its "first" only
+    recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each value, its "first" only, or "first+all"
 
 
 def recipe_with_defaults(saved: dict) -> dict:
@@ -101,8 +101,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                    help="the recall phase's recall rows: easy (4-letter keys, 4-digit values) or all compact forms "
                         "(2-4 letter or word keys, 4- or 7-digit values)")
     p.add_argument("--recall-loss", choices=RECALL_LOSSES, default="all",
-                   help="recall rows' loss: on all tokens of each recalled value, or on its first token only (the one "
-                        "only a key match predicts; the rest can be copied from the stored value)")
+                   help="recall rows' loss: the mean over all tokens of each recalled value; over its first token only "
+                        "(the one only a key match predicts; the rest can be copied from the stored value); or the "
+                        "sum of the two (first+all: key matching and copying)")
     p.add_argument("--seed", type=int, default=0, help="initialization and data seed")
     p.add_argument("--rla-init-scale", type=float, default=1.0,
                    help="initial scale of RAttention layers' RLA-branch norm (0: each layer starts as its SWA branch "
@@ -152,7 +153,7 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
 
 
 LOSS_TERMS = ("answer", "copy", "recall", "text")  # runners.train_data.Batch.masks order
-RECALL_LOSSES = ("all", "first")
+RECALL_LOSSES = ("all", "first", "first+all")
 
 
 def first_of_runs(mask):
@@ -165,8 +166,8 @@ def loss_terms(model: RAttentionLM, tokens, masks, recall_loss: str = "all"):
     {<term>_loss: mean cross-entropy over its targets, <term>_acc: share of them predicted by argmax,
     recall_first_acc: the same share over each recalled value's first token only}).
 
-    recall_loss="first" takes recall_loss over each recalled value's first token only (recall_acc still
-    scores every recalled token).
+    recall_loss="first" takes recall_loss over each recalled value's first token only, "first+all" adds
+    that to the mean over all its tokens (recall_acc scores every recalled token either way).
 
     recall_first_acc is the key-matching accuracy: a value's first token is predicted only by finding its
     key, while the rest mostly follows by copying the stored value that starts with it (a model that picks
@@ -189,6 +190,8 @@ def loss_terms(model: RAttentionLM, tokens, masks, recall_loss: str = "all"):
     terms["recall_first_acc"] = mean(hit, first)
     if recall_loss == "first":
         terms["recall_loss"] = mean(ce, first)
+    elif recall_loss == "first+all":
+        terms["recall_loss"] = mean(ce, first) + terms["recall_loss"]
     return sum(terms[f"{name}_loss"] for name in LOSS_TERMS), terms
 
 

@@ -248,6 +248,8 @@ def test_recall_first_acc_scores_only_each_recalled_values_first_token():
     assert float(terms["recall_loss"]) == pytest.approx(float(ce[recall[0]].mean()), rel=1e-5)
     assert float(first_terms["recall_loss"]) == pytest.approx(float(ce[first[0]].mean()), rel=1e-5)
     assert first_terms["recall_acc"] == terms["recall_acc"] and first_terms["recall_first_acc"] == 1.0
+    _, both_terms = train.loss_terms(model, jnp.asarray(tokens), masks, recall_loss="first+all")
+    assert float(both_terms["recall_loss"]) == pytest.approx(float(ce[first[0]].mean() + ce[recall[0]].mean()), rel=1e-5)
 
 
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path, monkeypatch):
