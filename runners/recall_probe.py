@@ -26,8 +26,8 @@ from common.cli import user_errors_exit_2
 from common.files import atomic_write_json
 from model_adapters.checkpoint import load
 from model_adapters.generation import stop_id
-from ruler_tasks.words import random_values
-from runners.train_data import RECALL_LETTERS, recall_row_tokens
+from runners.train import first_of_runs
+from runners.train_data import recall_pairs, recall_row_tokens
 
 
 class Form(NamedTuple):
@@ -42,19 +42,6 @@ class Form(NamedTuple):
 
 FORMS = (Form(128, "4", 4), Form(128, "2-4", 4), Form(128, "words", 4), Form(128, "2-4", 7), Form(128, "words", 7),
          Form(512, "2-4", 7), Form(512, "words", 7), Form(1024, "2-4", 7))
-
-
-def form_pairs(form: Form, rng: np.random.Generator) -> list[tuple[str, str]]:
-    """More distinct key-value pairs of the form than a row holds (the row keeps those that fit)."""
-    pairs: dict[str, str] = {}
-    while len(pairs) < form.length // 8:
-        if form.keys == "words":
-            key = random_values("words", rng, 1)[0]
-        else:
-            size = int(rng.integers(2, 5)) if form.keys == "2-4" else int(form.keys)
-            key = bytes(rng.choice(RECALL_LETTERS, size)).decode()
-        pairs.setdefault(key, random_values("numbers", rng, 1)[0][: form.digits])
-    return list(pairs.items())
 
 
 def random_pick(stored_firsts: list[int], queried_firsts: list[int]) -> float:
@@ -72,12 +59,13 @@ def probe_form(model, tokenizer, form: Form, rows: int, seed: int, pad_id: int) 
     scored = np.zeros((rows, form.length - 1), bool)
     pairs, chance, stored_by_row = [], [], []
     for r in range(rows):
-        ids, mask, stored = recall_row_tokens(tokenizer.encode, bos, form_pairs(form, rng), form.length, rng)
+        pairs_drawn = recall_pairs(rng, form.length // 8, form.keys, "numbers", form.digits)  # more than fit
+        ids, mask, stored = recall_row_tokens(tokenizer.encode, bos, pairs_drawn, form.length, rng)
         tokens[r, : len(ids)] = ids
         scored[r, : len(mask)] = mask
         pairs.append(len(stored))
         stored_by_row.append(stored)
-    first = scored & ~np.pad(scored[:, :-1], ((0, 0), (1, 0)))  # each queried value's first token
+    first = np.asarray(first_of_runs(scored))  # each queried value's first token
     for r in range(rows):
         chance.append(random_pick([tokenizer.encode(v)[0] for _, v in stored_by_row[r]], tokens[r, 1:][first[r]]))
     logits = model(jnp.asarray(tokens[:, :-1]), impl="xla")

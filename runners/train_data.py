@@ -69,6 +69,20 @@ RECALL_PHASE_FORMS = ("easy", "all")
 RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
 
+def recall_pairs(rng: np.random.Generator, count: int, keys: str, value_kind: str,
+                 value_chars: int | None = None) -> list[tuple[str, str]]:
+    """`count` distinct-key pairs: keys "words" (wonderwords adjective-noun, RULER's), "2-4" random letters
+    or a fixed number of them ("4"); values of RULER's `value_kind` ("numbers", "uuids"), cut to value_chars."""
+    pairs: dict[str, str] = {}
+    while len(pairs) < count:
+        if keys == "words":
+            key = random_values("words", rng, 1)[0]
+        else:
+            key = bytes(rng.choice(RECALL_LETTERS, int(rng.integers(2, 5)) if keys == "2-4" else int(keys))).decode()
+        pairs.setdefault(key, random_values(value_kind, rng, 1)[0][:value_chars])
+    return list(pairs.items())
+
+
 def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], length: int, rng: np.random.Generator,
                       needle_kind: str | None = None) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
     """A recall row from key-value pairs -> (tokens: bos, the pairs that fit in 45% of `length`, then queries
@@ -284,13 +298,9 @@ class TrainingStream:
         word_keys = not easy and rng.random() < 0.5
         value_kind = "uuids" if needle_format and rng.random() < 0.2 else "numbers"
         short_values = value_kind == "numbers" and (easy or rng.random() < 0.3)
-        pairs: dict[str, str] = {}
-        while len(pairs) < length // 8:  # more than fit; the layout below uses what fits
-            key = (random_values("words", rng, 1)[0] if word_keys
-                   else bytes(rng.choice(RECALL_LETTERS, 4 if easy else int(rng.integers(2, 5)))).decode())
-            value = random_values(value_kind, rng, 1)[0]
-            pairs.setdefault(key, value[:4] if short_values else value)
-        ids, scored, _ = recall_row_tokens(self.tokenizer.encode, self.bos, list(pairs.items()), length, rng,
+        keys = "words" if word_keys else "4" if easy else "2-4"
+        pairs = recall_pairs(rng, length // 8, keys, value_kind, 4 if short_values else None)  # more than fit
+        ids, scored, _ = recall_row_tokens(self.tokenizer.encode, self.bos, pairs, length, rng,
                                            needle_kind=value_kind[:-1] if needle_format else None)
         return ids, scored
 

@@ -6,8 +6,7 @@
 Each module runs on its own, in a scratch copy of the working tree (build/mutate/: the repository's
 files are never mutated in place), with only its tests selected. An interrupted run resumes: when the
 scratch copy was made for the same module from the same sources (the module's package, its tests, and
-what they import), mutmut goes on from the mutants it
-has already decided. Results go to
+what they import), mutmut goes on from the mutants it has already decided. Results go to
 bench/results/mutation.json: per module killed/total and the surviving mutants, each with its diff and
 the reason recorded in SURVIVOR_REASONS (equivalent, and why) or "unexplained". --recheck re-applies
 each recorded survivor not explained as equivalent (its diff) to a scratch copy (build/mutate-recheck/)
