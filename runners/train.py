@@ -70,6 +70,7 @@ class Recipe:
     rla_init_scale: float = 1.0  # RAttention layers' RLA-branch norm scale at step 0 (0: each starts as SWA)
     recall_phase_forms: str = "easy"  # the recall phase's recall rows: "easy" (one compact form) or "all" compact forms
     recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each value, its "first" only, or "first+all"
+    recall_length_end: int | None = None  # the recall phase's row length at its end (None: recall_length throughout)
 
 
 def recipe_with_defaults(saved: dict) -> dict:
@@ -97,6 +98,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                    help="length of the first phase, in steps: recall rows (see --recall-phase-forms) and "
                         "repeat rows, at --recall-length tokens")
     p.add_argument("--recall-length", type=int, default=256, help="row length in tokens of the recall phase")
+    p.add_argument("--recall-length-end", type=int, default=None,
+                   help="grow the recall phase's rows from --recall-length to this many tokens over the phase's second "
+                        "half (default: no growth)")
     p.add_argument("--recall-phase-forms", choices=RECALL_PHASE_FORMS, default="easy",
                    help="the recall phase's recall rows: easy (4-letter keys, 4-digit values) or all compact forms "
                         "(2-4 letter or word keys, 4- or 7-digit values)")
@@ -133,7 +137,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     text_fraction=args.text_fraction, copy_fraction=args.copy_fraction,
                     recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
                     recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale,
-                    recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss)
+                    recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
+                    recall_length_end=args.recall_length_end)
     return recipe, args
 
 
@@ -235,7 +240,7 @@ class Trainer:
             eos_id=self._eos_id(), batch_tokens=recipe.batch_tokens, text_fraction=recipe.text_fraction,
             copy_fraction=recipe.copy_fraction, recall_fraction=recipe.recall_fraction,
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
-            recall_phase_forms=recipe.recall_phase_forms,
+            recall_phase_forms=recipe.recall_phase_forms, recall_length_end=recipe.recall_length_end,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)

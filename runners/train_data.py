@@ -4,7 +4,8 @@
                             recall_steps=1000, recall_fraction=0.3)
     batch = stream.batch(step)   # tokens [B, L] int32; answer/copy/recall/text masks [B, L - 1] bool
 
-Phases: the first `recall_steps` steps are at `recall_length` tokens, half recall rows (dense associative
+Phases: the first `recall_steps` steps are at `recall_length` tokens (with `recall_length_end`, growing from
+it to that over the phase's second half, in steps of RECALL_LENGTH_STEP tokens), half recall rows (dense associative
 recall, `_recall_row`: with `recall_phase_forms="easy"` in their easy form, 4-letter keys and 4-digit
 values; with "all", in every compact form, 2-4 letter or word keys and 4- or 7-digit values) and half repeat
 rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`), whose
@@ -66,6 +67,7 @@ REPEAT_SPAN_TOKENS = (8, 17)
 RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
 RECALL_PHASE_FORMS = ("easy", "all")
+RECALL_LENGTH_STEP = 64
 RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
 
 
@@ -157,7 +159,7 @@ class TrainingStream:
     def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
-                 recall_phase_forms: str = "easy", haystack: str | None = None, chat_template: str = "base"):
+                 recall_phase_forms: str = "easy", recall_length_end: int | None = None, haystack: str | None = None, chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
             raise UserError(f"--text-fraction {text_fraction}, --copy-fraction {copy_fraction} and --recall-fraction "
@@ -168,6 +170,10 @@ class TrainingStream:
             raise UserError(f"--recall-steps {recall_steps} must be in [0, --steps {steps})")
         if not 64 <= recall_length <= context:
             raise UserError(f"--recall-length {recall_length} must be in [64, --context {context}]")
+        recall_length_end = recall_length if recall_length_end is None else recall_length_end
+        if not recall_length <= recall_length_end <= context:
+            raise UserError(f"--recall-length-end {recall_length_end} must be in [--recall-length {recall_length}, "
+                            f"--context {context}]")
         if recall_phase_forms not in RECALL_PHASE_FORMS:
             raise UserError(f"--recall-phase-forms {recall_phase_forms!r}: pick one of {', '.join(RECALL_PHASE_FORMS)}")
         self.tokenizer = tokenizer
@@ -182,6 +188,7 @@ class TrainingStream:
         self.recall_fraction = recall_fraction
         self.recall_steps = recall_steps
         self.recall_length = recall_length
+        self.recall_length_end = recall_length_end
         self.recall_phase_forms = recall_phase_forms
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
@@ -206,10 +213,14 @@ class TrainingStream:
         return True
 
     def length_at(self, step: int, rng: np.random.Generator) -> int:
-        """The step's row length: recall_length in the recall phase; after it, the curriculum's longest
-        allowed bucket half the time, else any allowed one."""
+        """The step's row length: in the recall phase, recall_length, then over its second half a linear
+        ramp to recall_length_end (rounded down to a multiple of RECALL_LENGTH_STEP); after it, the
+        curriculum's longest allowed bucket half the time, else any allowed one."""
         if step < self.recall_steps:
-            return self.recall_length
+            half = self.recall_steps // 2
+            ramp = max(0, step - half) / max(1, self.recall_steps - 1 - half)  # 1 at the phase's last step
+            length = self.recall_length + ramp * (self.recall_length_end - self.recall_length)
+            return max(self.recall_length, int(length) // RECALL_LENGTH_STEP * RECALL_LENGTH_STEP)
         progress = min(1.0, (step - self.recall_steps) / max(1.0, CURRICULUM_FRACTION * (self.steps - self.recall_steps)))
         limit = self.buckets[0] + progress * (self.context - self.buckets[0])
         allowed = [length for length in self.buckets if length <= limit]

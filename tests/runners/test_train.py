@@ -174,6 +174,26 @@ def test_recall_phase_forms_all_puts_every_compact_form_in_the_recall_phase():
         TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, recall_phase_forms="hard")
 
 
+
+def test_recall_length_end_ramps_the_recall_phase_over_its_second_half():
+    tok = ByteTokenizer()
+    common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048, recall_steps=40,
+                  recall_length=128, recall_fraction=0.5)
+    flat = TrainingStream(tok, **common)
+    ramp = TrainingStream(tok, **common, recall_length_end=512)
+    rng = np.random.default_rng(0)
+    assert {flat.length_at(step, rng) for step in range(40)} == {128}
+    lengths = [ramp.length_at(step, rng) for step in range(40)]
+    assert lengths[:21] == [128] * 21  # the first half, and the ramp's first step, stay at recall_length
+    assert lengths == sorted(lengths) and all(n % 64 == 0 for n in lengths)
+    assert lengths[-1] == 512 and {192, 256, 320, 384, 448} <= set(lengths)
+    assert ramp.length_at(40, rng) in ramp.buckets  # the task mixture's buckets after the phase
+    batch = ramp.batch(39)
+    assert batch.tokens.shape == (2048 // 512, 512) and set(batch.names) <= {"recall", "repeat"}
+    for bad in (64, CONTEXT + 64):
+        with pytest.raises(UserError, match="--recall-length-end"):
+            TrainingStream(tok, **common, recall_length_end=bad)
+
 def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
     """Same task, length and the evaluation's default seed: the generated needles never coincide."""
     prepare_data(tasks="niah_single_1", lengths=[CONTEXT], samples=20, tokenizer=ByteTokenizer(), tokenizer_spec="byte",
