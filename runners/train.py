@@ -71,6 +71,7 @@ class Recipe:
     recall_phase_forms: str = "easy"  # the recall phase's recall rows: "easy" (one compact form) or "all" compact forms
     recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each value, its "first" only, or "first+all"
     recall_length_end: int | None = None  # the recall phase's row length at its end (None: recall_length throughout)
+    rla_hold_steps: int = 0  # steps for which RAttention layers' RLA-branch norm scales stay at rla_init_scale
 
 
 def recipe_with_defaults(saved: dict) -> dict:
@@ -112,6 +113,10 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--rla-init-scale", type=float, default=1.0,
                    help="initial scale of RAttention layers' RLA-branch norm (0: each layer starts as its SWA branch "
                         "and grows the linear-attention residual as training finds it useful; no effect on other layers)")
+    p.add_argument("--rla-hold-steps", type=int, default=0,
+                   help="hold RAttention layers' RLA-branch norm scales at --rla-init-scale for this many steps (with "
+                        "--rla-init-scale 0, each RAttention layer is its SWA branch until then; no effect on other "
+                        "layers)")
     p.add_argument("--until", type=int, default=None,
                    help="stop after this step (default: --steps); the schedule still spans --steps, and rerunning "
                         "with a larger --until continues it exactly")
@@ -124,6 +129,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
         raise UserError(f"--context: preset {args.preset} has no train_context; pass --context (e.g. 1024)")
     if context > config.max_context:
         raise UserError(f"--context {context} exceeds the preset's max_context {config.max_context}; pass a smaller --context")
+    if not 0 <= args.rla_hold_steps <= args.steps:
+        raise UserError(f"--rla-hold-steps {args.rla_hold_steps} must be in [0, --steps {args.steps}]")
     for name in ("steps", "batch_tokens", "save_every", "log_every"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
@@ -138,7 +145,7 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
                     recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale,
                     recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
-                    recall_length_end=args.recall_length_end)
+                    recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps)
     return recipe, args
 
 
@@ -148,10 +155,30 @@ def learning_rate(recipe: Recipe) -> optax.Schedule:
     )
 
 
+def held_for(steps: int, mask) -> optax.GradientTransformation:
+    """Zeroes the gradients of the leaves where `mask` (a params-shaped tree of bools) is True for the first
+    `steps` updates; AdamW then leaves those parameters exactly where they are (no decay on 1-D scales)."""
+
+    def update(updates, count, params=None):
+        held = count < steps
+        return jax.tree.map(lambda u, m: jnp.where(held & m, jnp.zeros_like(u), u), updates, mask), count + 1
+
+    return optax.GradientTransformation(lambda params: jnp.zeros([], jnp.int32), update)
+
+
+def rla_norm_mask(params):
+    """params -> the same tree of bools: True on RAttention layers' RLA-branch norm scales."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: any(getattr(p, "key", None) == "rla_norm" for p in path),
+                                            params)
+
+
 def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
-    """Clipping, then AdamW; weight decay on matrices (ndim >= 2) only, not on norms' scales."""
+    """Clipping, then AdamW; weight decay on matrices (ndim >= 2) only, not on norms' scales. With
+    recipe.rla_hold_steps, the RLA-branch norm scales are held for that many steps first."""
     decay_mask = jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+    hold = [held_for(recipe.rla_hold_steps, rla_norm_mask(params))] if recipe.rla_hold_steps else []
     return optax.chain(
+        *hold,
         optax.clip_by_global_norm(recipe.clip),
         optax.adamw(learning_rate(recipe), b1=0.9, b2=0.95, weight_decay=recipe.weight_decay, mask=decay_mask),
     )

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import runners.train as train
 from model_adapters.checkpoint import load
@@ -357,3 +358,25 @@ def test_a_recipe_saved_before_a_field_existed_resumes_with_its_default(tmp_path
     (out / "recipe.json").write_text(json.dumps(saved))  # as an older version wrote it
     assert train.main(args) == 0
     assert json.loads((out / "training.json").read_text())["steps"] == 4
+
+
+def test_rla_hold_steps_keeps_rla_norms_at_their_initial_scale_then_releases_them(tmp_path):
+    def leaves(out):
+        model, _ = load(out)
+        flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model)))[0]
+        return {"/".join(map(str, path)): np.asarray(leaf) for path, leaf in flat}
+
+    out = tmp_path / "held"
+    args = [*RECIPE, "--out", str(out), "--steps", "6", "--log-every", "1", "--rla-init-scale", "0", "--rla-hold-steps", "3"]
+    init = train.Trainer(train.parse_args(args)[0], out)
+    start = {"/".join(map(str, p)): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(init.params)[0]}
+    assert train.main([*args, "--until", "3"]) == 0
+    held = leaves(out)
+    rla = [k for k in held if "rla_norm" in k]
+    assert rla and all(np.all(held[k] == 0) for k in rla)
+    assert all(not np.array_equal(held[k], start[k]) for k in held if "swa_norm" in k)  # the rest trains
+    assert train.main(args) == 0
+    released = leaves(out)
+    assert all(np.any(released[k] != 0) for k in rla)
+    with pytest.raises(UserError, match="--rla-hold-steps"):
+        train.parse_args([*args, "--rla-hold-steps", "7"])
