@@ -174,9 +174,11 @@ def rla_norm_mask(params):
 
 def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
     """Clipping, then AdamW; weight decay on matrices (ndim >= 2) only, not on norms' scales. With
-    recipe.rla_hold_steps, the RLA-branch norm scales are held for that many steps first."""
+    recipe.rla_hold_steps, the RLA-branch norm scales are held for that many steps first (a model without
+    RAttention layers gets the same optimizer, state included, with or without it)."""
     decay_mask = jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
-    hold = [held_for(recipe.rla_hold_steps, rla_norm_mask(params))] if recipe.rla_hold_steps else []
+    rla = rla_norm_mask(params)
+    hold = [held_for(recipe.rla_hold_steps, rla)] if recipe.rla_hold_steps and any(jax.tree.leaves(rla)) else []
     return optax.chain(
         *hold,
         optax.clip_by_global_norm(recipe.clip),

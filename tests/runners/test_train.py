@@ -380,3 +380,13 @@ def test_rla_hold_steps_keeps_rla_norms_at_their_initial_scale_then_releases_the
     assert all(np.any(released[k] != 0) for k in rla)
     with pytest.raises(UserError, match="--rla-hold-steps"):
         train.parse_args([*args, "--rla-hold-steps", "7"])
+
+
+def test_rla_hold_steps_changes_nothing_for_a_model_without_rattention_layers(tmp_path):
+    def state(*extra):
+        args = [*RECIPE, "--out", str(tmp_path), "--steps", "6", *extra]
+        recipe, _ = train.parse_args([*args, "--preset", "tiny-swa"])  # the last --preset wins
+        params = train.Trainer(recipe, tmp_path).params
+        return jax.tree_util.tree_structure(train.optimizer(recipe, params).init(params))
+
+    assert state("--rla-hold-steps", "3") == state()  # so a checkpoint trained without the flag resumes with it
