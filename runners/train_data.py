@@ -4,9 +4,9 @@
                             recall_steps=1000, recall_fraction=0.3)
     batch = stream.batch(step)   # tokens [B, L] int32; answer/copy/recall/text masks [B, L - 1] bool
 
-Phases: the first `recall_steps` steps are at `recall_length` tokens (with `recall_length_end`, growing from
-it to that over the phase's second half, in steps of RECALL_LENGTH_STEP tokens), half recall rows (dense associative
-recall, `_recall_row`: with `recall_phase_forms="easy"` in their easy form, 4-letter keys and 4-digit
+Phases: the first `recall_steps` steps are at `recall_length` tokens (with `recall_length_end`, growing
+from it to that over the phase's second half, in steps of RECALL_LENGTH_STEP tokens), half recall rows
+(dense associative recall, `_recall_row`: with `recall_phase_forms="easy"` in their easy form, 4-letter keys and 4-digit
 values; with "all", in every compact form, 2-4 letter or word keys and 4- or 7-digit values) and half repeat
 rows (a random string of letters and digits, then spans of it in random order: `_repeat_row`), whose
 spans only a content match back into the string predicts: the induction that retrieval is built from,
@@ -159,7 +159,8 @@ class TrainingStream:
     def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
-                 recall_phase_forms: str = "easy", recall_length_end: int | None = None, haystack: str | None = None, chat_template: str = "base"):
+                 recall_phase_forms: str = "easy", recall_length_end: int | None = None, haystack: str | None = None,
+                 chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
             raise UserError(f"--text-fraction {text_fraction}, --copy-fraction {copy_fraction} and --recall-fraction "

@@ -175,7 +175,6 @@ def test_recall_phase_forms_all_puts_every_compact_form_in_the_recall_phase():
         TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, recall_phase_forms="hard")
 
 
-
 def test_recall_length_end_ramps_the_recall_phase_over_its_second_half():
     tok = ByteTokenizer()
     common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048, recall_steps=40,
@@ -194,6 +193,7 @@ def test_recall_length_end_ramps_the_recall_phase_over_its_second_half():
     for bad in (64, CONTEXT + 64):
         with pytest.raises(UserError, match="--recall-length-end"):
             TrainingStream(tok, **common, recall_length_end=bad)
+
 
 def test_training_rows_are_not_evaluation_samples(stream, tmp_path):
     """Same task, length and the evaluation's default seed: the generated needles never coincide."""
