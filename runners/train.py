@@ -155,17 +155,6 @@ def learning_rate(recipe: Recipe) -> optax.Schedule:
     )
 
 
-def held_for(steps: int, mask) -> optax.GradientTransformation:
-    """Zeroes the gradients of the leaves where `mask` (a params-shaped tree of bools) is True for the first
-    `steps` updates; AdamW then leaves those parameters exactly where they are (no decay on 1-D scales)."""
-
-    def update(updates, count, params=None):
-        held = count < steps
-        return jax.tree.map(lambda u, m: jnp.where(held & m, jnp.zeros_like(u), u), updates, mask), count + 1
-
-    return optax.GradientTransformation(lambda params: jnp.zeros([], jnp.int32), update)
-
-
 def rla_norm_mask(params):
     """params -> the same tree of bools: True on RAttention layers' RLA-branch norm scales."""
     return jax.tree_util.tree_map_with_path(lambda path, _: any(getattr(p, "key", None) == "rla_norm" for p in path),
@@ -178,7 +167,10 @@ def optimizer(recipe: Recipe, params) -> optax.GradientTransformation:
     RAttention layers gets the same optimizer, state included, with or without it)."""
     decay_mask = jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
     rla = rla_norm_mask(params)
-    hold = [held_for(recipe.rla_hold_steps, rla)] if recipe.rla_hold_steps and any(jax.tree.leaves(rla)) else []
+    hold = []
+    if recipe.rla_hold_steps and any(jax.tree.leaves(rla)):  # their gradients times 0 until then: AdamW leaves them be
+        released = optax.scale_by_schedule(lambda count: (count >= recipe.rla_hold_steps).astype(jnp.float32))
+        hold = [optax.masked(released, rla)]
     return optax.chain(
         *hold,
         optax.clip_by_global_norm(recipe.clip),

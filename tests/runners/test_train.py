@@ -361,15 +361,15 @@ def test_a_recipe_saved_before_a_field_existed_resumes_with_its_default(tmp_path
 
 
 def test_rla_hold_steps_keeps_rla_norms_at_their_initial_scale_then_releases_them(tmp_path):
+    def flat(params):
+        return {"/".join(map(str, path)): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
     def leaves(out):
-        model, _ = load(out)
-        flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model)))[0]
-        return {"/".join(map(str, path)): np.asarray(leaf) for path, leaf in flat}
+        return flat(nnx.to_pure_dict(nnx.state(load(out)[0])))
 
     out = tmp_path / "held"
     args = [*RECIPE, "--out", str(out), "--steps", "6", "--log-every", "1", "--rla-init-scale", "0", "--rla-hold-steps", "3"]
-    init = train.Trainer(train.parse_args(args)[0], out)
-    start = {"/".join(map(str, p)): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(init.params)[0]}
+    start = flat(train.Trainer(train.parse_args(args)[0], out).params)
     assert train.main([*args, "--until", "3"]) == 0
     held = leaves(out)
     rla = [k for k in held if "rla_norm" in k]
