@@ -293,7 +293,11 @@ class Trainer:
                 self.log_path.unlink()
             return
         target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), self._tree())
-        tree = self.manager.restore(latest, args=ocp.args.StandardRestore(target))
+        try:
+            tree = self.manager.restore(latest, args=ocp.args.StandardRestore(target))
+        except ValueError as e:  # orbax: the saved tree's structure or shapes differ from this recipe's
+            raise UserError(f"{self.out}/train_state (step {latest}) does not match the state this recipe trains "
+                            f"({str(e).splitlines()[0][:200]}); use a new --out") from e
         self.params, self.opt_state = tree["params"], tree["opt_state"]
         self.step, self.elapsed = int(tree["step"]), float(tree["elapsed"])
         if self.log_path.exists():  # drop lines logged after the restored step

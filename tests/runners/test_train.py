@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -330,6 +331,21 @@ def test_a_different_recipe_in_the_same_out_is_refused(tmp_path, capsys):
         train.main([*RECIPE, "--out", str(out), "--steps", "3", "--lr", "5e-3"])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "different recipe" in err and "lr" in err
+    assert read_jsonl(out / "train_log.jsonl") == before
+
+
+def test_a_saved_state_of_another_layout_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m"
+    args = [*RECIPE, "--out", str(out), "--steps", "4", "--until", "2", "--log-every", "1"]
+    assert train.main(args) == 0
+    before = read_jsonl(out / "train_log.jsonl")
+    capsys.readouterr()
+    real = train.optimizer
+    monkeypatch.setattr(train, "optimizer", lambda recipe, params: optax.chain(optax.scale_by_adam(), real(recipe, params)))
+    with pytest.raises(SystemExit) as e:
+        train.main([*args[:-4], "--log-every", "1"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "train_state" in err and "new --out" in err
     assert read_jsonl(out / "train_log.jsonl") == before
 
 
