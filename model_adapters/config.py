@@ -66,6 +66,7 @@ class ModelConfig:
     feature_map: str = "softmax"  # "softmax" | "relu"
     learned_qk_scale: bool = False  # RLA branch reads q * q_scale, k * k_scale ([H, D] each)
     learned_initial_state: bool = False  # RLA state starts from a learned [Hq, 2D, D] instead of zeros
+    swa_branch_norm: bool = True  # RAttention adds GroupRMSNorm(SWA output) to GroupRMSNorm(RLA output) (axlearn); False: the raw SWA output
     qkv_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
     tie_embeddings: bool = True
     param_dtype: str = "float32"
@@ -96,7 +97,7 @@ class ModelConfig:
 
 
 _INT_FIELDS = ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim", "mlp_dim", "max_context")
-_BOOL_FIELDS = ("learned_qk_scale", "learned_initial_state", "qkv_bias", "tie_embeddings")
+_BOOL_FIELDS = ("learned_qk_scale", "learned_initial_state", "swa_branch_norm", "qkv_bias", "tie_embeddings")
 _CHOICES = {"rope_style": ("interleaved", "half"), "feature_map": ("softmax", "relu"),
             "param_dtype": DTYPES, "compute_dtype": DTYPES}
 

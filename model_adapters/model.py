@@ -138,7 +138,8 @@ class Attention(nnx.Module):
         self.o_proj = nnx.Linear(c.num_heads * c.head_dim, c.d_model, **dims)
         if kind == "rattention":
             pdt = jnp.dtype(c.param_dtype)
-            self.swa_norm = GroupRMSNorm(c.num_heads, c.head_dim, pdt)
+            if c.swa_branch_norm:
+                self.swa_norm = GroupRMSNorm(c.num_heads, c.head_dim, pdt)
             self.rla_norm = GroupRMSNorm(c.num_heads, c.head_dim, pdt)
             if c.learned_qk_scale:
                 self.q_scale = nnx.Param(jnp.ones((c.num_heads, c.head_dim), pdt))
@@ -169,8 +170,12 @@ class Attention(nnx.Module):
         return self.initial_state[...] if self.config.learned_initial_state else None
 
     def _output(self, o_swa, o_rla=None):
-        """Branch outputs [B,T,Hq,D] -> [B,T,d_model]: GroupRMSNorm mix for rattention, then o_proj."""
-        o = o_swa if o_rla is None else self.swa_norm(o_swa) + self.rla_norm(o_rla)
+        """Branch outputs [B,T,Hq,D] -> [B,T,d_model]: for rattention, the SWA output (GroupRMSNorm'd if
+        config.swa_branch_norm) plus the GroupRMSNorm'd RLA output; then o_proj."""
+        o = o_swa
+        if o_rla is not None:
+            o = self.swa_norm(o_swa) if self.config.swa_branch_norm else o_swa.astype(jnp.float32)
+            o = o + self.rla_norm(o_rla)
         batch, t_len = o.shape[:2]
         return self.o_proj(o.astype(jnp.dtype(self.config.compute_dtype)).reshape(batch, t_len, -1))
 

@@ -37,7 +37,7 @@ PRESETS: dict[str, dict] = {
     "tiny-full": {**_TINY, "layer_pattern": ["global"]},
     "tiny-rattention-half-relu": {
         **_TINY, "layer_pattern": ["rattention"], "rope_style": "half", "feature_map": "relu",
-        "tie_embeddings": False, "num_kv_heads": 4, "num_layers": 1,
+        "tie_embeddings": False, "num_kv_heads": 4, "num_layers": 1, "swa_branch_norm": False,
     },
     "demo-rattention": {**_DEMO, "layer_pattern": ["rattention", "global"]},
     "demo-swa": {**_DEMO, "layer_pattern": ["swa", "global"]},
