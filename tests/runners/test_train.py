@@ -352,17 +352,17 @@ def test_a_saved_state_of_another_layout_is_one_line_exit_2(tmp_path, capsys, mo
 def test_rla_init_scale_sets_only_rattention_layers_rla_norms(tmp_path):
     def norms(preset, scale):
         out = tmp_path / f"{preset}-{scale}"
-        recipe, _ = train.parse_args(["--preset", preset, "--out", str(out), "--steps", "2", "--warmup", "1",
-                                      "--rla-init-scale", str(scale)])
+        recipe, _ = train.parse_args(["--preset", preset, "--context", str(CONTEXT), "--out", str(out), "--steps", "2",
+                                      "--warmup", "1", "--rla-init-scale", str(scale)])
         trainer = train.Trainer(recipe, out)
         return {"/".join(map(str, path)): float(np.abs(leaf).max()) for path, leaf in
                 jax.tree_util.tree_flatten_with_path(trainer.params)[0]
                 if any(getattr(p, "key", None) in ("swa_norm", "rla_norm") for p in path)}
 
-    zero = norms("demo-rattention", 0.0)
+    zero = norms("tiny-rattention", 0.0)
     assert zero and all((v == 0.0) == ("rla_norm" in k) for k, v in zero.items())  # swa_norm stays 1
-    assert set(norms("demo-rattention", 0.5).values()) == {0.5, 1.0}
-    assert norms("demo-swa", 0.0) == {}  # no RAttention layer, nothing to set
+    assert set(norms("tiny-rattention", 0.5).values()) == {0.5, 1.0}
+    assert norms("tiny-swa", 0.0) == {}  # no RAttention layer, nothing to set
 
 
 def test_a_recipe_saved_before_a_field_existed_resumes_with_its_default(tmp_path):
