@@ -28,7 +28,7 @@ _BENCH_1B = dict(
 _DEMO = dict(
     vocab_size=258, d_model=64, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=16, mlp_dim=192,
     window=64, max_context=131072, train_context=1024, bos_id=256, eos_id=257, learned_qk_scale=True,
-    tokenizer={"type": "byte"},
+    swa_branch_norm=False, tokenizer={"type": "byte"},
 )
 
 PRESETS: dict[str, dict] = {
