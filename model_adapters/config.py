@@ -66,7 +66,7 @@ class ModelConfig:
     feature_map: str = "softmax"  # "softmax" | "relu"
     learned_qk_scale: bool = False  # RLA branch reads q * q_scale, k * k_scale ([H, D] each)
     learned_initial_state: bool = False  # RLA state starts from a learned [Hq, 2D, D] instead of zeros
-    swa_branch_norm: bool = True  # RAttention adds GroupRMSNorm(SWA output) to GroupRMSNorm(RLA output) (axlearn); False: the raw SWA output
+    swa_branch_norm: bool = True  # RAttention mixes GroupRMSNorm(SWA) + GroupRMSNorm(RLA) (axlearn); False: raw SWA + it
     qkv_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
     tie_embeddings: bool = True
     param_dtype: str = "float32"
