@@ -11,6 +11,9 @@ haystack text); so the sparse answers weigh as much as the text. Local layers ru
 OUT gets the checkpoint (config.json + params/, loadable by model_adapters.load) at every save,
 OUT/train_state/ (parameters, optimizer state and step; orbax, atomic) to resume from, OUT/train_log.jsonl
 (one line per logged step) and, when done, OUT/training.json (recipe, steps, wall time, final loss).
+`--init-from CKPT` starts from a checkpoint of the same preset instead of the preset's init (a second
+stage: fresh optimizer and schedule, its own data recipe); training.json then names the source by its
+model_fingerprint and carries the source's own training.json.
 `--until N` stops after step N of the --steps schedule (a training budget); a later run with a larger
 --until continues it, and the result equals one uninterrupted run.
 Rerunning the same command resumes from the last saved step and gives the same parameters an
@@ -36,7 +39,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from tqdm import tqdm
 
-from model_adapters.checkpoint import save
+from model_adapters.checkpoint import load, model_fingerprint, save
 from model_adapters.generation import stop_id
 from model_adapters.model import Attention, RAttentionLM
 from model_adapters.presets import PRESETS, preset_config
@@ -72,6 +75,9 @@ class Recipe:
     recall_loss: str = "all"  # a recall row's loss: on "all" tokens of each value, its "first" only, or "first+all"
     recall_length_end: int | None = None  # the recall phase's row length at its end (None: recall_length throughout)
     rla_hold_steps: int = 0  # steps for which RAttention layers' RLA-branch norm scales stay at rla_init_scale
+    recall_needle_share: float = 0.5  # share of recall rows of 512+ tokens in RULER's needle-and-question form
+    recall_short_questions: float = 0.0  # share of those rows' questions that are RULER's answer prefix alone
+    init_from: str | None = None  # checkpoint whose parameters the run starts from (None: the preset's init)
 
 
 def recipe_with_defaults(saved: dict) -> dict:
@@ -117,6 +123,15 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                    help="hold RAttention layers' RLA-branch norm scales at --rla-init-scale for this many steps (with "
                         "--rla-init-scale 0, each RAttention layer is its SWA branch until then; no effect on other "
                         "layers)")
+    p.add_argument("--recall-needle-share", type=float, default=0.5,
+                   help="share of recall rows of 512+ tokens written as RULER needle sentences and questions "
+                        "(the rest compact)")
+    p.add_argument("--recall-short-questions", type=float, default=0.0,
+                   help="share of needle-form recall questions that are RULER's answer prefix alone (shorter, so "
+                        "more keys are asked per row)")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start from this checkpoint's parameters (same preset; fresh optimizer and schedule): a "
+                        "second training stage. Read when the run starts; a resumed run continues from its own state")
     p.add_argument("--until", type=int, default=None,
                    help="stop after this step (default: --steps); the schedule still spans --steps, and rerunning "
                         "with a larger --until continues it exactly")
@@ -145,7 +160,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     recall_fraction=args.recall_fraction, recall_steps=args.recall_steps,
                     recall_length=args.recall_length, seed=args.seed, rla_init_scale=args.rla_init_scale,
                     recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
-                    recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps)
+                    recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps,
+                    recall_needle_share=args.recall_needle_share, recall_short_questions=args.recall_short_questions,
+                    init_from=args.init_from)
     return recipe, args
 
 
@@ -246,10 +263,7 @@ class Trainer:
         self.out = Path(out).absolute()
         self.config = preset_config(recipe.preset)
         self.tokenizer = tokenizer_from_config(self.out, self.config.tokenizer.to_dict())
-        model = RAttentionLM(self.config, rngs=nnx.Rngs(recipe.seed))
-        for _, module in nnx.iter_modules(model):
-            if isinstance(module, Attention) and module.kind == "rattention":
-                module.rla_norm.scale[...] = jnp.full_like(module.rla_norm.scale[...], recipe.rla_init_scale)
+        model = self._initial_model()
         self.graphdef, state = nnx.split(model)
         self.params = nnx.to_pure_dict(state)
         self.tx = optimizer(recipe, self.params)
@@ -262,11 +276,31 @@ class Trainer:
             copy_fraction=recipe.copy_fraction, recall_fraction=recipe.recall_fraction,
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
             recall_phase_forms=recipe.recall_phase_forms, recall_length_end=recipe.recall_length_end,
+            recall_needle_share=recipe.recall_needle_share, recall_short_questions=recipe.recall_short_questions,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
         )
         self.log_path = self.out / "train_log.jsonl"
+
+    def _initial_model(self) -> RAttentionLM:
+        """The preset's model at its seeded init (RAttention layers' RLA-branch norm scales at rla_init_scale),
+        or, with init_from, that checkpoint's model, whose config must equal the preset's; self.init_source then
+        names it (model_fingerprint, and its training.json if it has one) for training.json."""
+        if self.recipe.init_from is None:
+            model = RAttentionLM(self.config, rngs=nnx.Rngs(self.recipe.seed))
+            for _, module in nnx.iter_modules(model):
+                if isinstance(module, Attention) and module.kind == "rattention":
+                    module.rla_norm.scale[...] = jnp.full_like(module.rla_norm.scale[...], self.recipe.rla_init_scale)
+            return model
+        source = Path(self.recipe.init_from)
+        model, _ = load(source)
+        self.init_source = {"fingerprint": model_fingerprint(source),
+                            "training": read_json(source / "training.json") if (source / "training.json").is_file() else None}
+        if model.config != self.config:
+            raise UserError(f"--init-from {self.recipe.init_from} is not a {self.recipe.preset} model (its config.json "
+                            f"differs from the preset's); pass a checkpoint of that preset")
+        return model
 
     def _eos_id(self) -> int:
         eos = stop_id(self.config, self.tokenizer)
@@ -366,6 +400,8 @@ def main(argv=None) -> int:
         "devices": [str(d) for d in jax.devices()],
         "jax": jax.__version__,
     }
+    if recipe.init_from:
+        summary["init_from"] = trainer.init_source
     atomic_write_json(trainer.out / "training.json", summary)
     print(f"trained {recipe.preset} for {trainer.step} steps in {trainer.elapsed:.0f} s; final loss {last['loss']:.4f} "
           f"(answer {last['answer_loss']:.4f}); checkpoint in {trainer.out}")

@@ -68,7 +68,8 @@ RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
 RECALL_PHASE_FORMS = ("easy", "all")
 RECALL_LENGTH_STEP = 64
-RECALL_QUERY = "What is the special magic {kind} for {key} mentioned in the provided text? The special magic {kind} for {key} mentioned in the provided text is "
+RECALL_QUESTION = "What is the special magic {kind} for {key} mentioned in the provided text? "
+RECALL_ANSWER_PREFIX = "The special magic {kind} for {key} mentioned in the provided text is "
 
 
 def recall_pairs(rng: np.random.Generator, count: int, keys: str, value_kind: str,
@@ -86,13 +87,16 @@ def recall_pairs(rng: np.random.Generator, count: int, keys: str, value_kind: st
 
 
 def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], length: int, rng: np.random.Generator,
-                      needle_kind: str | None = None) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
+                      needle_kind: str | None = None, short_questions: float = 0.0,
+                      ) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
     """A recall row from key-value pairs -> (tokens: bos, the pairs that fit in 45% of `length`, then queries
     for them in shuffled order, at most `length` in all; recall targets [len(tokens) - 1] bool, each queried
     value's tokens; the stored pairs).
 
     Compact (`key:value;` pairs, `?key:value;` queries) when needle_kind is None; else RULER's NIAH needle
-    sentences for values of that kind ("number", "uuid"), 30% of them after a noise line, and NIAH questions.
+    sentences for values of that kind ("number", "uuid"), 30% of them after a noise line, and NIAH questions
+    (RULER's question then its answer prefix; with probability `short_questions` each, the answer prefix alone,
+    which names the key just as closely before the value in half the tokens).
     """
     if needle_kind is None:
         def store(k, v):
@@ -104,7 +108,9 @@ def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], leng
         def store(k, v):
             return NIAH_NEEDLE.format(type_needle_v=needle_kind + "s", key=k, value=v) + "\n"
         def ask(k):
-            return RECALL_QUERY.format(kind=needle_kind, key=k)
+            short = short_questions > 0 and rng.random() < short_questions
+            return ("" if short else RECALL_QUESTION.format(kind=needle_kind, key=k)) + RECALL_ANSWER_PREFIX.format(
+                kind=needle_kind, key=k)
         end = ".\n"
     ids, scored = list(bos), [False] * len(bos)
     stored = []
@@ -159,7 +165,8 @@ class TrainingStream:
     def __init__(self, tokenizer, *, context: int, steps: int, seed: int, bos_id: int | None, eos_id: int,
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
-                 recall_phase_forms: str = "easy", recall_length_end: int | None = None, haystack: str | None = None,
+                 recall_phase_forms: str = "easy", recall_length_end: int | None = None,
+                 recall_needle_share: float = 0.5, recall_short_questions: float = 0.0, haystack: str | None = None,
                  chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
@@ -175,6 +182,9 @@ class TrainingStream:
         if not recall_length <= recall_length_end <= context:
             raise UserError(f"--recall-length-end {recall_length_end} must be in [--recall-length {recall_length}, "
                             f"--context {context}]")
+        for name, share in (("--recall-needle-share", recall_needle_share), ("--recall-short-questions", recall_short_questions)):
+            if not 0 <= share <= 1:
+                raise UserError(f"{name} {share} must be in [0, 1]")
         if recall_phase_forms not in RECALL_PHASE_FORMS:
             raise UserError(f"--recall-phase-forms {recall_phase_forms!r}: pick one of {', '.join(RECALL_PHASE_FORMS)}")
         self.tokenizer = tokenizer
@@ -191,6 +201,8 @@ class TrainingStream:
         self.recall_length = recall_length
         self.recall_length_end = recall_length_end
         self.recall_phase_forms = recall_phase_forms
+        self.recall_needle_share = recall_needle_share
+        self.recall_short_questions = recall_short_questions
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
         self.text = normalize(load_text(haystack))
@@ -299,21 +311,23 @@ class TrainingStream:
         """(tokens: bos + key-value pairs then queries for them, at most `length` of them; recall targets
         [len(tokens) - 1] bool): dense associative recall, every queried value scored.
 
-        Rows are compact (`key:value;` pairs, then `?key:value;` queries in shuffled order) or, half of those
-        of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and questions fit), RULER-shaped:
-        NIAH needle sentences among noise lines, then NIAH questions each followed by its value.
+        Rows are compact (`key:value;` pairs, then `?key:value;` queries in shuffled order) or, a share
+        `recall_needle_share` of those of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and
+        questions fit), RULER-shaped: NIAH needle sentences among noise lines, then NIAH questions each followed
+        by its value (`recall_short_questions` of them the answer prefix alone: recall_row_tokens).
         Keys are 2-4 random letters or wonderwords adjective-noun pairs (RULER's word keys); values are
         RULER's 7-digit numbers, or 4-digit numbers, or (in needle rows) UUIDs. An `easy` row is compact,
         with 4-letter keys and 4-digit values.
         """
-        needle_format = not easy and length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < 0.5
+        needle_format = not easy and length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < self.recall_needle_share
         word_keys = not easy and rng.random() < 0.5
         value_kind = "uuids" if needle_format and rng.random() < 0.2 else "numbers"
         short_values = value_kind == "numbers" and (easy or rng.random() < 0.3)
         keys = "words" if word_keys else "4" if easy else "2-4"
         pairs = recall_pairs(rng, length // 8, keys, value_kind, 4 if short_values else None)  # more than fit
         ids, scored, _ = recall_row_tokens(self.tokenizer.encode, self.bos, pairs, length, rng,
-                                           needle_kind=value_kind[:-1] if needle_format else None)
+                                           needle_kind=value_kind[:-1] if needle_format else None,
+                                           short_questions=self.recall_short_questions)
         return ids, scored
 
     def batch(self, step: int) -> Batch:

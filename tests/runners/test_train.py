@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 import runners.train as train
-from model_adapters.checkpoint import load
+from model_adapters.checkpoint import load, model_fingerprint
 from model_adapters.tokenizers import ByteTokenizer
 from common.errors import UserError
 from common.files import read_jsonl
@@ -406,3 +406,68 @@ def test_rla_hold_steps_changes_nothing_for_a_model_without_rattention_layers(tm
         return jax.tree_util.tree_structure(train.optimizer(recipe, params).init(params))
 
     assert state("--rla-hold-steps", "3") == state()  # so a checkpoint trained without the flag resumes with it
+
+
+def test_recall_needle_share_and_short_questions_shape_the_recall_rows():
+    tok = ByteTokenizer()
+    common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048, recall_fraction=0.7)
+
+    def recall_rows(**options):
+        """(form, length, questions asked, full RULER questions among them) of each recall row after the curriculum."""
+        stream = TrainingStream(tok, **common, **options)
+        rows = []
+        for step in range(30, STEPS):
+            b = stream.batch(step)
+            for row in np.flatnonzero(np.array(b.names) == "recall"):
+                _, form = checked_recall_pairs(tok, b.tokens[row], b.recall_mask[row], b.text_mask[row])
+                body = tok.decode(b.tokens[row][1:])
+                rows.append((form, b.tokens.shape[1], body.count(" mentioned in the provided text is "),
+                             body.count("What is the special magic")))
+        return rows
+
+    default = recall_rows()
+    assert {form for form, *_ in default} == {"compact", "needle"}
+    assert all(full == asked for form, _, asked, full in default if form == "needle")  # each a question + answer prefix
+    everything = recall_rows(recall_needle_share=1.0)
+    assert all((form == "needle") == (length >= 512) for form, length, *_ in everything)
+    assert {form for form, *_ in recall_rows(recall_needle_share=0.0)} == {"compact"}
+    short = recall_rows(recall_needle_share=1.0, recall_short_questions=1.0)
+    assert all(full == 0 for form, _, _, full in short if form == "needle")  # the answer prefix alone
+
+    def asked_at_full_length(rows):
+        return np.mean([asked for form, length, asked, _ in rows if form == "needle" and length == CONTEXT])
+
+    assert asked_at_full_length(short) > 1.5 * asked_at_full_length(everything)  # more keys asked per row
+    mixed = recall_rows(recall_needle_share=1.0, recall_short_questions=0.5)
+    full_questions = sum(full for form, _, _, full in mixed if form == "needle")
+    asked = sum(a for form, _, a, _ in mixed if form == "needle")
+    assert 0.25 < full_questions / asked < 0.75
+    for name in ("recall_needle_share", "recall_short_questions"):
+        with pytest.raises(UserError, match="--" + name.replace("_", "-")):
+            TrainingStream(tok, **common, **{name: 1.5})
+
+
+def test_init_from_starts_from_the_checkpoint_and_records_it(tmp_path, capsys):
+    source = tmp_path / "stage1"
+    assert train.main([*RECIPE, "--out", str(source), "--steps", "3", "--log-every", "1"]) == 0
+    args = [*RECIPE, "--out", str(tmp_path / "stage2"), "--steps", "4", "--log-every", "1", "--init-from", str(source)]
+    recipe, _ = train.parse_args(args)
+    start = train.Trainer(recipe, tmp_path / "stage2").params
+    trained = nnx.to_pure_dict(nnx.state(load(source)[0]))
+    assert jax.tree.all(jax.tree.map(np.array_equal, start, trained))
+    fresh = train.Trainer(train.parse_args(args[:-2])[0], tmp_path / "fresh").params
+    assert not jax.tree.all(jax.tree.map(np.array_equal, start, fresh))
+    assert train.main([*args, "--until", "2"]) == 0
+    first = read_jsonl(source / "train_log.jsonl")[0]["loss"]
+    assert read_jsonl(tmp_path / "stage2" / "train_log.jsonl")[0]["loss"] < first  # it starts where stage 1 ended
+    assert train.main(args) == 0
+    summary = json.loads((tmp_path / "stage2" / "training.json").read_text())
+    assert summary["recipe"]["init_from"] == str(source)
+    assert summary["init_from"]["fingerprint"] == model_fingerprint(source)
+    assert summary["init_from"]["training"] == json.loads((source / "training.json").read_text())
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        train.main([*args, "--preset", "tiny-swa"])  # the source is a tiny-rattention checkpoint
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "not a tiny-swa model" in err, err
