@@ -6,8 +6,9 @@ For each form in FORMS (row length x key kind x value digits x layout) it builds
 (runners.train_data.recall_row_tokens): compact (`key:value;` pairs, then `?key:value;` queries in shuffled
 order), or in RULER's needle layout (NIAH needle sentences among noise lines, then NIAH questions: RULER's
 whole question, or its answer prefix alone), where the key stands tens of tokens before the value and in
-different words than in the needle, so copying what followed a matching n-gram does not find it. It reports, from one forward pass, the argmax accuracy on every recalled token (`acc`) and on each
-value's first token alone (`first_acc`), beside `random_pick`: the first-token accuracy of a model that
+different words than in the needle, so copying what followed a matching n-gram does not find it. It
+reports, from one forward pass, the argmax accuracy on every recalled token (`acc`) and on each value's
+first token alone (`first_acc`), beside `random_pick`: the first-token accuracy of a model that
 answers each query with one of the row's stored values drawn at random (the share of stored values that
 start with the queried value's first token). first_acc above random_pick is key matching; acc far above
 first_acc is a value copied after being picked without its key, which retrieves a single needle but not

@@ -288,6 +288,7 @@ class Trainer:
         or, with init_from, that checkpoint's model, whose config must equal the preset's; self.init_source then
         names it (model_fingerprint, and its training.json if it has one) for training.json."""
         if self.recipe.init_from is None:
+            self.init_source = None
             model = RAttentionLM(self.config, rngs=nnx.Rngs(self.recipe.seed))
             for _, module in nnx.iter_modules(model):
                 if isinstance(module, Attention) and module.kind == "rattention":
