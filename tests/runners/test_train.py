@@ -449,17 +449,15 @@ def test_recall_needle_share_and_short_questions_shape_the_recall_rows():
 
 def test_init_from_starts_from_the_checkpoint_and_records_it(tmp_path, capsys):
     source = tmp_path / "stage1"
-    assert train.main([*RECIPE, "--out", str(source), "--steps", "3", "--log-every", "1"]) == 0
-    args = [*RECIPE, "--out", str(tmp_path / "stage2"), "--steps", "4", "--log-every", "1", "--init-from", str(source)]
+    assert train.main([*RECIPE, "--out", str(source), "--steps", "2", "--warmup", "1", "--log-every", "1"]) == 0
+    args = [*RECIPE, "--out", str(tmp_path / "stage2"), "--steps", "2", "--warmup", "1", "--log-every", "1",
+            "--init-from", str(source)]
     recipe, _ = train.parse_args(args)
     start = train.Trainer(recipe, tmp_path / "stage2").params
     trained = nnx.to_pure_dict(nnx.state(load(source)[0]))
     assert jax.tree.all(jax.tree.map(np.array_equal, start, trained))
     fresh = train.Trainer(train.parse_args(args[:-2])[0], tmp_path / "fresh").params
     assert not jax.tree.all(jax.tree.map(np.array_equal, start, fresh))
-    assert train.main([*args, "--until", "2"]) == 0
-    first = read_jsonl(source / "train_log.jsonl")[0]["loss"]
-    assert read_jsonl(tmp_path / "stage2" / "train_log.jsonl")[0]["loss"] < first  # it starts where stage 1 ended
     assert train.main(args) == 0
     summary = json.loads((tmp_path / "stage2" / "training.json").read_text())
     assert summary["recipe"]["init_from"] == str(source)
