@@ -77,6 +77,7 @@ class Recipe:
     rla_hold_steps: int = 0  # steps for which RAttention layers' RLA-branch norm scales stay at rla_init_scale
     recall_needle_share: float = 0.5  # share of recall rows of 512+ tokens in RULER's needle-and-question form
     recall_short_questions: float = 0.0  # share of those rows' questions that are RULER's answer prefix alone
+    recall_uuid_share: float = 0.2  # share of those rows whose values are UUIDs (the rest numbers)
     init_from: str | None = None  # checkpoint whose parameters the run starts from (None: the preset's init)
 
 
@@ -129,6 +130,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--recall-short-questions", type=float, default=0.0,
                    help="share of needle-form recall questions that are RULER's answer prefix alone (shorter, so "
                         "more keys are asked per row)")
+    p.add_argument("--recall-uuid-share", type=float, default=0.2,
+                   help="share of needle-form recall rows whose values are RULER's UUIDs (the rest numbers)")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help="start from this checkpoint's parameters (same preset; fresh optimizer and schedule): a "
                         "second training stage. Read when the run starts; a resumed run continues from its own state")
@@ -162,7 +165,7 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
                     recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps,
                     recall_needle_share=args.recall_needle_share, recall_short_questions=args.recall_short_questions,
-                    init_from=args.init_from)
+                    recall_uuid_share=args.recall_uuid_share, init_from=args.init_from)
     return recipe, args
 
 
@@ -277,6 +280,7 @@ class Trainer:
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
             recall_phase_forms=recipe.recall_phase_forms, recall_length_end=recipe.recall_length_end,
             recall_needle_share=recipe.recall_needle_share, recall_short_questions=recipe.recall_short_questions,
+            recall_uuid_share=recipe.recall_uuid_share,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)

@@ -166,7 +166,8 @@ class TrainingStream:
                  batch_tokens: int = 8192, text_fraction: float = 0.05, copy_fraction: float = 0.25,
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
                  recall_phase_forms: str = "easy", recall_length_end: int | None = None,
-                 recall_needle_share: float = 0.5, recall_short_questions: float = 0.0, haystack: str | None = None,
+                 recall_needle_share: float = 0.5, recall_short_questions: float = 0.0, recall_uuid_share: float = 0.2,
+                 haystack: str | None = None,
                  chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
@@ -182,7 +183,8 @@ class TrainingStream:
         if not recall_length <= recall_length_end <= context:
             raise UserError(f"--recall-length-end {recall_length_end} must be in [--recall-length {recall_length}, "
                             f"--context {context}]")
-        for name, share in (("--recall-needle-share", recall_needle_share), ("--recall-short-questions", recall_short_questions)):
+        for name, share in (("--recall-needle-share", recall_needle_share), ("--recall-short-questions", recall_short_questions),
+                            ("--recall-uuid-share", recall_uuid_share)):
             if not 0 <= share <= 1:
                 raise UserError(f"{name} {share} must be in [0, 1]")
         if recall_phase_forms not in RECALL_PHASE_FORMS:
@@ -203,6 +205,7 @@ class TrainingStream:
         self.recall_phase_forms = recall_phase_forms
         self.recall_needle_share = recall_needle_share
         self.recall_short_questions = recall_short_questions
+        self.recall_uuid_share = recall_uuid_share
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
         self.text = normalize(load_text(haystack))
@@ -316,12 +319,12 @@ class TrainingStream:
         questions fit), RULER-shaped: NIAH needle sentences among noise lines, then NIAH questions each followed
         by its value (`recall_short_questions` of them the answer prefix alone: recall_row_tokens).
         Keys are 2-4 random letters or wonderwords adjective-noun pairs (RULER's word keys); values are
-        RULER's 7-digit numbers, or 4-digit numbers, or (in needle rows) UUIDs. An `easy` row is compact,
-        with 4-letter keys and 4-digit values.
+        RULER's 7-digit numbers, or 4-digit numbers, or (in a share `recall_uuid_share` of needle rows) UUIDs.
+        An `easy` row is compact, with 4-letter keys and 4-digit values.
         """
         needle_format = not easy and length >= NEEDLE_RECALL_MIN_LENGTH and rng.random() < self.recall_needle_share
         word_keys = not easy and rng.random() < 0.5
-        value_kind = "uuids" if needle_format and rng.random() < 0.2 else "numbers"
+        value_kind = "uuids" if needle_format and rng.random() < self.recall_uuid_share else "numbers"
         short_values = value_kind == "numbers" and (easy or rng.random() < 0.3)
         keys = "words" if word_keys else "4" if easy else "2-4"
         pairs = recall_pairs(rng, length // 8, keys, value_kind, 4 if short_values else None)  # more than fit

@@ -95,7 +95,7 @@ def test_rows_cover_the_non_qa_tasks_text_and_copies_with_correct_masks(stream):
 def recall_pairs(text: str) -> dict[str, str]:
     """The key -> value pairs a recall row stores, in either of its two formats."""
     compact = dict(re.findall(r"(?:^|(?<=;))([^?:;]+):([0-9]+);", text))
-    needles = dict(re.findall(r"special magic \w+ for (\S+) is: (\S+)\.", text))
+    needles = dict(re.findall(r"special magic \w+ for ([^\n]+?) is: (\S+)\.", text))  # keys may hold a space
     return {**compact, **needles}
 
 
@@ -111,7 +111,7 @@ def checked_recall_pairs(tok, ids, recall, text, min_queries=1) -> tuple[dict[st
     assert len(runs) // 2 >= min_queries
     for start, end in zip(runs[::2], runs[1::2]):
         before = tok.decode(ids[1 : start + 1])
-        key = re.search(r"(?:\?([^?:;]+):|for (\S+) mentioned in the provided text is )$", before)
+        key = re.search(r"(?:\?([^?:;]+):|for ([^\n?]+?) mentioned in the provided text is )$", before)
         key = key.group(1) or key.group(2)
         assert tok.decode(ids[start + 1 : end + 1]) == pairs[key]
     return pairs, ("needle" if "special magic" in body else "compact")
@@ -408,41 +408,48 @@ def test_rla_hold_steps_changes_nothing_for_a_model_without_rattention_layers(tm
     assert state("--rla-hold-steps", "3") == state()  # so a checkpoint trained without the flag resumes with it
 
 
-def test_recall_needle_share_and_short_questions_shape_the_recall_rows():
+def test_recall_needle_uuid_and_short_question_shares_shape_the_recall_rows():
     tok = ByteTokenizer()
     common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048, recall_fraction=0.7)
 
     def recall_rows(**options):
-        """(form, length, questions asked, full RULER questions among them) of each recall row after the curriculum."""
+        """(form, length, questions asked, full RULER questions among them, UUID values) of each recall row after
+        the curriculum."""
         stream = TrainingStream(tok, **common, **options)
         rows = []
         for step in range(30, STEPS):
             b = stream.batch(step)
             for row in np.flatnonzero(np.array(b.names) == "recall"):
-                _, form = checked_recall_pairs(tok, b.tokens[row], b.recall_mask[row], b.text_mask[row])
+                pairs, form = checked_recall_pairs(tok, b.tokens[row], b.recall_mask[row], b.text_mask[row])
                 body = tok.decode(b.tokens[row][1:])
+                uuids = {bool(re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", v)) for v in pairs.values()}
+                assert len(uuids) == 1  # a row's values are all of one kind
                 rows.append((form, b.tokens.shape[1], body.count(" mentioned in the provided text is "),
-                             body.count("What is the special magic")))
+                             body.count("What is the special magic"), uuids.pop()))
         return rows
 
     default = recall_rows()
     assert {form for form, *_ in default} == {"compact", "needle"}
-    assert all(full == asked for form, _, asked, full in default if form == "needle")  # each a question + answer prefix
+    assert all(full == asked for form, _, asked, full, _ in default if form == "needle")  # each a question + answer prefix
+    assert not any(uuid for form, *_, uuid in default if form == "compact")
     everything = recall_rows(recall_needle_share=1.0)
     assert all((form == "needle") == (length >= 512) for form, length, *_ in everything)
+    assert 0.05 < np.mean([uuid for form, *_, uuid in everything if form == "needle"]) < 0.4  # the default 0.2
+    assert all(uuid for form, *_, uuid in recall_rows(recall_needle_share=1.0, recall_uuid_share=1.0) if form == "needle")
+    assert not any(uuid for *_, uuid in recall_rows(recall_needle_share=1.0, recall_uuid_share=0.0))
     assert {form for form, *_ in recall_rows(recall_needle_share=0.0)} == {"compact"}
     short = recall_rows(recall_needle_share=1.0, recall_short_questions=1.0)
-    assert all(full == 0 for form, _, _, full in short if form == "needle")  # the answer prefix alone
+    assert all(full == 0 for form, _, _, full, _ in short if form == "needle")  # the answer prefix alone
 
     def asked_at_full_length(rows):
-        return np.mean([asked for form, length, asked, _ in rows if form == "needle" and length == CONTEXT])
+        return np.mean([asked for form, length, asked, *_ in rows if form == "needle" and length == CONTEXT])
 
     assert asked_at_full_length(short) > 1.5 * asked_at_full_length(everything)  # more keys asked per row
     mixed = recall_rows(recall_needle_share=1.0, recall_short_questions=0.5)
-    full_questions = sum(full for form, _, _, full in mixed if form == "needle")
-    asked = sum(a for form, _, a, _ in mixed if form == "needle")
+    full_questions = sum(full for form, _, _, full, _ in mixed if form == "needle")
+    asked = sum(a for form, _, a, *_ in mixed if form == "needle")
     assert 0.25 < full_questions / asked < 0.75
-    for name in ("recall_needle_share", "recall_short_questions"):
+    for name in ("recall_needle_share", "recall_short_questions", "recall_uuid_share"):
         with pytest.raises(UserError, match="--" + name.replace("_", "-")):
             TrainingStream(tok, **common, **{name: 1.5})
 
