@@ -57,7 +57,7 @@ eval-demo:
 		REPORT_ARGS="--label RAttention-64=$(DEMO_RUNS)/rattention-w64 --label SWA-64=$(DEMO_RUNS)/swa-w64 --label Full=$(DEMO_RUNS)/full-attention"
 
 # Retrain the demo models (the recipe in README "Demo models"; resumable): make train-demo
-DEMO_RECIPE = --steps 7200 --recall-steps 3000 --recall-length 128 --recall-length-end 512 --recall-phase-forms all --recall-loss first+all --recall-fraction 0.3 --copy-fraction 0.05 --text-fraction 0.05 --batch-tokens 4096 --lr 3e-3 --warmup 100 --save-every 100 --log-every 25 --rla-init-scale 0
+DEMO_RECIPE = --steps 7200 --recall-steps 3000 --recall-length 128 --recall-length-end 1024 --recall-phase-forms all --recall-loss first+all --recall-fraction 0.3 --copy-fraction 0.05 --text-fraction 0.05 --batch-tokens 4096 --lr 3e-3 --warmup 100 --save-every 100 --log-every 25 --rla-init-scale 0 --recall-short-questions 0.5 --seed 1
 train-demo:
 	$(PY) -m runners.train --preset demo-rattention --out checkpoints/rattention-w64 $(DEMO_RECIPE)
 	$(PY) -m runners.train --preset demo-swa --out checkpoints/swa-w64 $(DEMO_RECIPE)
