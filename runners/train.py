@@ -47,7 +47,7 @@ from model_adapters.tokenizers import tokenizer_from_config
 from common.errors import UserError
 from common.files import append_jsonl, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from common.cli import user_errors_exit_2
-from runners.train_data import RECALL_PHASE_FORMS, TrainingStream
+from runners.train_data import ANSWER_ORDERS, RECALL_PHASE_FORMS, TrainingStream
 
 FINAL_LR_FRACTION = 0.1
 
@@ -78,6 +78,7 @@ class Recipe:
     recall_needle_share: float = 0.5  # share of recall rows of 512+ tokens in RULER's needle-and-question form
     recall_short_questions: float = 0.0  # share of those rows' questions that are RULER's answer prefix alone
     recall_uuid_share: float = 0.2  # share of those rows whose values are UUIDs (the rest numbers)
+    answer_order: str = "reference"  # task answers' order: RULER's references' ("reference") or "document"
     init_from: str | None = None  # checkpoint whose parameters the run starts from (None: the preset's init)
 
 
@@ -132,6 +133,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                         "more keys are asked per row)")
     p.add_argument("--recall-uuid-share", type=float, default=0.2,
                    help="share of needle-form recall rows whose values are RULER's UUIDs (the rest numbers)")
+    p.add_argument("--answer-order", default="reference", choices=ANSWER_ORDERS,
+                   help="order of a task answer's values: RULER's references' (reference) or, for the values asked "
+                        "for one NIAH key, the order their needles stand in the prompt (document)")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help="start from this checkpoint's parameters (same preset; fresh optimizer and schedule): a "
                         "second training stage. Read when the run starts; a resumed run continues from its own state")
@@ -165,7 +169,7 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
                     recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps,
                     recall_needle_share=args.recall_needle_share, recall_short_questions=args.recall_short_questions,
-                    recall_uuid_share=args.recall_uuid_share, init_from=args.init_from)
+                    recall_uuid_share=args.recall_uuid_share, answer_order=args.answer_order, init_from=args.init_from)
     return recipe, args
 
 
@@ -280,7 +284,7 @@ class Trainer:
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
             recall_phase_forms=recipe.recall_phase_forms, recall_length_end=recipe.recall_length_end,
             recall_needle_share=recipe.recall_needle_share, recall_short_questions=recipe.recall_short_questions,
-            recall_uuid_share=recipe.recall_uuid_share,
+            recall_uuid_share=recipe.recall_uuid_share, answer_order=recipe.answer_order,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)

@@ -67,6 +67,7 @@ REPEAT_SPAN_TOKENS = (8, 17)
 RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
 RECALL_PHASE_FORMS = ("easy", "all")
+ANSWER_ORDERS = ("reference", "document")
 RECALL_LENGTH_STEP = 64
 RECALL_QUESTION = "What is the special magic {kind} for {key} mentioned in the provided text? "
 RECALL_ANSWER_PREFIX = "The special magic {kind} for {key} mentioned in the provided text is "
@@ -153,6 +154,18 @@ class Batch:
         return self.answer_mask, self.copy_mask, self.recall_mask, self.text_mask
 
 
+def document_order(sample: Sample) -> list[str]:
+    """sample.outputs with the values asked for each NIAH key (meta "queries", in the question's order) in
+    the order they stand in the prompt; other tasks' outputs as they are. RULER lists a key's values in the
+    order they were drawn, which the prompt does not show (and string_match_all ignores)."""
+    queries = sample.meta.get("queries")
+    if not queries or len(sample.outputs) % len(queries):
+        return list(sample.outputs)
+    per_key = len(sample.outputs) // len(queries)
+    groups = [sample.outputs[i : i + per_key] for i in range(0, len(sample.outputs), per_key)]
+    return [value for group in groups for value in sorted(group, key=sample.input.find)]
+
+
 def answer_text(answer_prefix: str, outputs: list[str]) -> str:
     """The continuation a task row is trained on: the references, comma-separated, after the prefix."""
     sep = "" if not answer_prefix or answer_prefix[-1].isspace() else " "
@@ -167,7 +180,7 @@ class TrainingStream:
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
                  recall_phase_forms: str = "easy", recall_length_end: int | None = None,
                  recall_needle_share: float = 0.5, recall_short_questions: float = 0.0, recall_uuid_share: float = 0.2,
-                 haystack: str | None = None,
+                 answer_order: str = "reference", haystack: str | None = None,
                  chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
@@ -187,6 +200,8 @@ class TrainingStream:
                             ("--recall-uuid-share", recall_uuid_share)):
             if not 0 <= share <= 1:
                 raise UserError(f"{name} {share} must be in [0, 1]")
+        if answer_order not in ANSWER_ORDERS:
+            raise UserError(f"--answer-order {answer_order!r}: pick one of {', '.join(ANSWER_ORDERS)}")
         if recall_phase_forms not in RECALL_PHASE_FORMS:
             raise UserError(f"--recall-phase-forms {recall_phase_forms!r}: pick one of {', '.join(RECALL_PHASE_FORMS)}")
         self.tokenizer = tokenizer
@@ -206,6 +221,7 @@ class TrainingStream:
         self.recall_needle_share = recall_needle_share
         self.recall_short_questions = recall_short_questions
         self.recall_uuid_share = recall_uuid_share
+        self.answer_order = answer_order
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
         self.text = normalize(load_text(haystack))
@@ -258,7 +274,8 @@ class TrainingStream:
                 except UserError:
                     continue
                 prompt = self.bos + list(self.tokenizer.encode(sample.input + sample.answer_prefix))
-                answer = list(self.tokenizer.encode(answer_text(sample.answer_prefix, sample.outputs))) + [self.eos_id]
+                outputs = document_order(sample) if self.answer_order == "document" else sample.outputs
+                answer = list(self.tokenizer.encode(answer_text(sample.answer_prefix, outputs))) + [self.eos_id]
                 if len(prompt) + len(answer) <= length:
                     return prompt + answer, len(prompt), task.name
 

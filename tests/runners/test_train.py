@@ -117,6 +117,39 @@ def checked_recall_pairs(tok, ids, recall, text, min_queries=1) -> tuple[dict[st
     return pairs, ("needle" if "special magic" in body else "compact")
 
 
+def test_answer_order_document_lists_each_keys_values_as_the_prompt_does():
+    tok = ByteTokenizer()
+    common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048)
+
+    def niah_answers(answer_order):
+        """{(step, row): (prompt, answer values)} of the multi-value and multi-query NIAH rows."""
+        stream = TrainingStream(tok, **common, answer_order=answer_order)
+        rows = {}
+        for step in range(STEPS):
+            b = stream.batch(step)
+            for row, name in enumerate(b.names):
+                if name in ("niah_multivalue", "niah_multiquery"):
+                    first = int(np.argmax(b.answer_mask[row]))
+                    answer = tok.decode(b.tokens[row][1:][b.answer_mask[row]][:-1])
+                    rows[step, row] = (name, tok.decode(b.tokens[row][1 : first + 1]), answer.lstrip().split(", "))
+        return rows
+
+    reference, document = niah_answers("reference"), niah_answers("document")
+    assert reference.keys() == document.keys() and len(reference) >= 4  # the same rows, only answers reordered
+    shuffled = 0
+    for key, (name, prompt, values) in document.items():
+        ref_name, ref_prompt, ref_values = reference[key]
+        assert (name, prompt, sorted(values)) == (ref_name, ref_prompt, sorted(ref_values))
+        if name == "niah_multivalue":
+            assert values == sorted(values, key=prompt.find)  # the needles' order in the prompt
+            shuffled += values != ref_values
+        else:
+            assert values == ref_values  # one value per key, in the question's order
+    assert shuffled  # RULER's order is the draw's, not the prompt's
+    with pytest.raises(UserError, match="--answer-order"):
+        TrainingStream(tok, **common, answer_order="sorted")
+
+
 def test_recall_phase_rows_are_easy_recall_and_repeats_scored_exactly():
     tok = ByteTokenizer()
     stream = TrainingStream(tok, context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048,
