@@ -78,6 +78,7 @@ class Recipe:
     recall_needle_share: float = 0.5  # share of recall rows of 512+ tokens in RULER's needle-and-question form
     recall_short_questions: float = 0.0  # share of those rows' questions that are RULER's answer prefix alone
     recall_uuid_share: float = 0.2  # share of those rows whose values are UUIDs (the rest numbers)
+    recall_multivalue_share: float = 0.0  # share of those rows with 2-4 values per key, asked all at once
     answer_order: str = "reference"  # task answers' order: RULER's references' ("reference") or "document"
     init_from: str | None = None  # checkpoint whose parameters the run starts from (None: the preset's init)
 
@@ -133,6 +134,9 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                         "more keys are asked per row)")
     p.add_argument("--recall-uuid-share", type=float, default=0.2,
                    help="share of needle-form recall rows whose values are RULER's UUIDs (the rest numbers)")
+    p.add_argument("--recall-multivalue-share", type=float, default=0.0,
+                   help="share of needle-form recall rows whose keys have 2-4 values each, asked with RULER's "
+                        "multi-value question and answered in the order the needles stand")
     p.add_argument("--answer-order", default="reference", choices=ANSWER_ORDERS,
                    help="order of a task answer's values: RULER's references' (reference) or, for the values asked "
                         "for one NIAH key, the order their needles stand in the prompt (document)")
@@ -169,7 +173,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
                     recall_phase_forms=args.recall_phase_forms, recall_loss=args.recall_loss,
                     recall_length_end=args.recall_length_end, rla_hold_steps=args.rla_hold_steps,
                     recall_needle_share=args.recall_needle_share, recall_short_questions=args.recall_short_questions,
-                    recall_uuid_share=args.recall_uuid_share, answer_order=args.answer_order, init_from=args.init_from)
+                    recall_uuid_share=args.recall_uuid_share, recall_multivalue_share=args.recall_multivalue_share,
+                    answer_order=args.answer_order, init_from=args.init_from)
     return recipe, args
 
 
@@ -284,7 +289,8 @@ class Trainer:
             recall_steps=recipe.recall_steps, recall_length=recipe.recall_length,
             recall_phase_forms=recipe.recall_phase_forms, recall_length_end=recipe.recall_length_end,
             recall_needle_share=recipe.recall_needle_share, recall_short_questions=recipe.recall_short_questions,
-            recall_uuid_share=recipe.recall_uuid_share, answer_order=recipe.answer_order,
+            recall_uuid_share=recipe.recall_uuid_share, recall_multivalue_share=recipe.recall_multivalue_share,
+            answer_order=recipe.answer_order,
         )
         self.manager = ocp.CheckpointManager(
             self.out / "train_state", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)

@@ -66,11 +66,14 @@ REPEAT_SYMBOLS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8
 REPEAT_SPAN_TOKENS = (8, 17)
 RECALL_PHASE_REPEAT_SHARE = 0.5
 NEEDLE_RECALL_MIN_LENGTH = 512
+MULTIVALUE_RECALL_MIN_LENGTH = 1024  # four needles per key and their question fit from here
 RECALL_PHASE_FORMS = ("easy", "all")
 ANSWER_ORDERS = ("reference", "document")
 RECALL_LENGTH_STEP = 64
 RECALL_QUESTION = "What is the special magic {kind} for {key} mentioned in the provided text? "
 RECALL_ANSWER_PREFIX = "The special magic {kind} for {key} mentioned in the provided text is "
+RECALL_QUESTION_ALL = "What are all the special magic {kind}s for {key} mentioned in the provided text? "
+RECALL_ANSWER_PREFIX_ALL = "The special magic {kind}s for {key} mentioned in the provided text are "
 
 
 def recall_pairs(rng: np.random.Generator, count: int, keys: str, value_kind: str,
@@ -88,17 +91,21 @@ def recall_pairs(rng: np.random.Generator, count: int, keys: str, value_kind: st
 
 
 def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], length: int, rng: np.random.Generator,
-                      needle_kind: str | None = None, short_questions: float = 0.0,
+                      needle_kind: str | None = None, short_questions: float = 0.0, values_per_key: int = 1,
                       ) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
     """A recall row from key-value pairs -> (tokens: bos, the pairs that fit in 45% of `length`, then queries
-    for them in shuffled order, at most `length` in all; recall targets [len(tokens) - 1] bool, each queried
-    value's tokens; the stored pairs).
+    for their keys in shuffled order, at most `length` in all; recall targets [len(tokens) - 1] bool, each
+    queried value's tokens; the stored pairs in the order they stand).
 
     Compact (`key:value;` pairs, `?key:value;` queries) when needle_kind is None; else RULER's NIAH needle
     sentences for values of that kind ("number", "uuid"), 30% of them after a noise line, and NIAH questions
     (RULER's question then its answer prefix; with probability `short_questions` each, the answer prefix alone,
     which names the key just as closely before the value in half the tokens).
+    With values_per_key > 1, each run of that many pairs is one key (the run's first) with their values:
+    the stored pairs are shuffled, and a query (RULER's multi-value question in the needle layout) is
+    answered by the key's values in the order they stand, comma-separated, each value scored.
     """
+    plural = values_per_key > 1
     if needle_kind is None:
         def store(k, v):
             return f"{k}:{v};"
@@ -106,33 +113,54 @@ def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], leng
             return f"?{k}:"
         end = ";"
     else:
+        question, prefix = (RECALL_QUESTION_ALL, RECALL_ANSWER_PREFIX_ALL) if plural else (RECALL_QUESTION, RECALL_ANSWER_PREFIX)
         def store(k, v):
             return NIAH_NEEDLE.format(type_needle_v=needle_kind + "s", key=k, value=v) + "\n"
         def ask(k):
             short = short_questions > 0 and rng.random() < short_questions
-            return ("" if short else RECALL_QUESTION.format(kind=needle_kind, key=k)) + RECALL_ANSWER_PREFIX.format(
-                kind=needle_kind, key=k)
+            return ("" if short else question.format(kind=needle_kind, key=k)) + prefix.format(kind=needle_kind, key=k)
         end = ".\n"
     ids, scored = list(bos), [False] * len(bos)
-    stored = []
-    budget = int(0.45 * length)
-    for k, v in pairs:
-        piece = encode(store(k, v))
-        if len(ids) + len(piece) > budget:
+    needles, keys = [], []  # needles: (tokens, key, value)
+    used, budget = len(ids), int(0.45 * length)
+
+    def after_noise(piece):
+        return encode(NOISE_LINE + "\n") + piece if needle_kind is not None and rng.random() < 0.3 else piece
+
+    for start in range(0, len(pairs) - values_per_key + 1, values_per_key):
+        k, values = pairs[start][0], [v for _, v in pairs[start : start + values_per_key]]
+        pieces = [encode(store(k, v)) for v in values]
+        if plural:  # a key's noise lines count toward the budget, so its question still fits
+            pieces = [after_noise(piece) for piece in pieces]
+        if used + sum(map(len, pieces)) > budget:
             break
-        if needle_kind is not None and rng.random() < 0.3:
-            piece = encode(NOISE_LINE + "\n") + piece
+        for v, piece in zip(values, pieces):
+            piece = piece if plural else after_noise(piece)
+            needles.append((piece, k, v))
+            used += len(piece)
+        keys.append(k)
+    if plural:
+        needles = [needles[i] for i in rng.permutation(len(needles))]
+    for piece, _, _ in needles:
         ids += piece
         scored += [False] * len(piece)
-        stored.append((k, v))
-    for i in rng.permutation(len(stored)):
-        k, v = stored[i]
-        prompt, value, tail = encode(ask(k)), encode(v), encode(end)
-        if len(ids) + len(prompt) + len(value) + len(tail) > length:
+    sep, tail = encode(", "), encode(end)
+    for i in rng.permutation(len(keys)):
+        prompt = encode(ask(keys[i]))
+        values = [encode(v) for _, k, v in needles if k == keys[i]]
+        if len(ids) + len(prompt) + sum(map(len, values)) + len(sep) * (len(values) - 1) + len(tail) > length:
             break
-        ids += prompt + value + tail
-        scored += [False] * len(prompt) + [True] * len(value) + [False] * len(tail)
-    return ids, np.asarray(scored[1:], bool), stored
+        ids += prompt
+        scored += [False] * len(prompt)
+        for j, value in enumerate(values):
+            if j:
+                ids += sep
+                scored += [False] * len(sep)
+            ids += value
+            scored += [True] * len(value)
+        ids += tail
+        scored += [False] * len(tail)
+    return ids, np.asarray(scored[1:], bool), [(k, v) for _, k, v in needles]
 
 
 @dataclass(frozen=True)
@@ -180,7 +208,7 @@ class TrainingStream:
                  recall_fraction: float = 0.0, recall_steps: int = 0, recall_length: int = 256,
                  recall_phase_forms: str = "easy", recall_length_end: int | None = None,
                  recall_needle_share: float = 0.5, recall_short_questions: float = 0.0, recall_uuid_share: float = 0.2,
-                 answer_order: str = "reference", haystack: str | None = None,
+                 recall_multivalue_share: float = 0.0, answer_order: str = "reference", haystack: str | None = None,
                  chat_template: str = "base"):
         fractions = (text_fraction, copy_fraction, recall_fraction)
         if min(fractions) < 0 or sum(fractions) > 1:
@@ -197,7 +225,7 @@ class TrainingStream:
             raise UserError(f"--recall-length-end {recall_length_end} must be in [--recall-length {recall_length}, "
                             f"--context {context}]")
         for name, share in (("--recall-needle-share", recall_needle_share), ("--recall-short-questions", recall_short_questions),
-                            ("--recall-uuid-share", recall_uuid_share)):
+                            ("--recall-uuid-share", recall_uuid_share), ("--recall-multivalue-share", recall_multivalue_share)):
             if not 0 <= share <= 1:
                 raise UserError(f"{name} {share} must be in [0, 1]")
         if answer_order not in ANSWER_ORDERS:
@@ -221,6 +249,7 @@ class TrainingStream:
         self.recall_needle_share = recall_needle_share
         self.recall_short_questions = recall_short_questions
         self.recall_uuid_share = recall_uuid_share
+        self.recall_multivalue_share = recall_multivalue_share
         self.answer_order = answer_order
         self.options = {"haystack": haystack} if haystack else {}
         self.chat = resolve_chat_template(chat_template)
@@ -334,7 +363,9 @@ class TrainingStream:
         Rows are compact (`key:value;` pairs, then `?key:value;` queries in shuffled order) or, a share
         `recall_needle_share` of those of NEEDLE_RECALL_MIN_LENGTH tokens or more (where several needles and
         questions fit), RULER-shaped: NIAH needle sentences among noise lines, then NIAH questions each followed
-        by its value (`recall_short_questions` of them the answer prefix alone: recall_row_tokens).
+        by its value (`recall_short_questions` of them the answer prefix alone: recall_row_tokens); a share
+        `recall_multivalue_share` of those of MULTIVALUE_RECALL_MIN_LENGTH tokens or more hold 2-4 needles per
+        key and ask RULER's multi-value question.
         Keys are 2-4 random letters or wonderwords adjective-noun pairs (RULER's word keys); values are
         RULER's 7-digit numbers, or 4-digit numbers, or (in a share `recall_uuid_share` of needle rows) UUIDs.
         An `easy` row is compact, with 4-letter keys and 4-digit values.
@@ -343,11 +374,14 @@ class TrainingStream:
         word_keys = not easy and rng.random() < 0.5
         value_kind = "uuids" if needle_format and rng.random() < self.recall_uuid_share else "numbers"
         short_values = value_kind == "numbers" and (easy or rng.random() < 0.3)
+        multivalue = (needle_format and length >= MULTIVALUE_RECALL_MIN_LENGTH and self.recall_multivalue_share > 0
+                      and rng.random() < self.recall_multivalue_share)
+        values_per_key = int(rng.integers(2, 5)) if multivalue else 1
         keys = "words" if word_keys else "4" if easy else "2-4"
         pairs = recall_pairs(rng, length // 8, keys, value_kind, 4 if short_values else None)  # more than fit
         ids, scored, _ = recall_row_tokens(self.tokenizer.encode, self.bos, pairs, length, rng,
                                            needle_kind=value_kind[:-1] if needle_format else None,
-                                           short_questions=self.recall_short_questions)
+                                           short_questions=self.recall_short_questions, values_per_key=values_per_key)
         return ids, scored
 
     def batch(self, step: int) -> Batch:

@@ -487,6 +487,46 @@ def test_recall_needle_uuid_and_short_question_shares_shape_the_recall_rows():
             TrainingStream(tok, **common, **{name: 1.5})
 
 
+def test_recall_multivalue_rows_ask_each_keys_values_in_the_order_they_stand():
+    tok = ByteTokenizer()
+    common = dict(context=CONTEXT, steps=STEPS, seed=3, bos_id=256, eos_id=257, batch_tokens=2048, recall_fraction=0.7,
+                  recall_needle_share=1.0)
+
+    def needle_rows(share):
+        """(body, scored runs' text) of each needle-layout recall row of 1,024 tokens after the curriculum."""
+        stream = TrainingStream(tok, **common, recall_multivalue_share=share)
+        rows = []
+        for step in range(30, STEPS):
+            b = stream.batch(step)
+            for row in np.flatnonzero(np.array(b.names) == "recall"):
+                ids, recall = b.tokens[row], b.recall_mask[row]
+                body = tok.decode(ids[1:])
+                if "special magic" in body and b.tokens.shape[1] >= 1024:
+                    runs = np.flatnonzero(np.diff(np.concatenate([[0], recall.astype(int), [0]])))
+                    rows.append((body, [tok.decode(ids[a + 1 : e + 1]) for a, e in zip(runs[::2], runs[1::2])]))
+        return rows
+
+    multi = needle_rows(1.0)
+    assert len(multi) >= 5
+    for body, scored in multi:
+        needles = re.findall(r"special magic \w+ for ([^\n]+?) is: (\S+)\.", body)  # in the order they stand
+        answers = re.findall(r"for ([^\n?]+?) mentioned in the provided text are ([^\n]+)\.\n", body)
+        assert answers and "mentioned in the provided text is " not in body
+        expected = []
+        for key, listed in answers:
+            values = [v for k, v in needles if k == key]
+            assert 2 <= len(values) <= 4 and listed.split(", ") == values
+            expected += values
+        assert scored == expected  # every value scored, the separators not
+        assert body.count("What are all the special magic") <= len(answers)
+    singular = needle_rows(0.0)
+    assert all("provided text are " not in body for body, _ in singular)
+    mixed = needle_rows(0.5)
+    assert {"provided text are " in body for body, _ in mixed} == {True, False}
+    with pytest.raises(UserError, match="--recall-multivalue-share"):
+        TrainingStream(tok, **common, recall_multivalue_share=-0.1)
+
+
 def test_init_from_starts_from_the_checkpoint_and_records_it(tmp_path, capsys):
     source = tmp_path / "stage1"
     assert train.main([*RECIPE, "--out", str(source), "--steps", "2", "--warmup", "1", "--log-every", "1"]) == 0
