@@ -78,7 +78,7 @@ class Recipe:
     recall_needle_share: float = 0.5  # share of recall rows of 512+ tokens in RULER's needle-and-question form
     recall_short_questions: float = 0.0  # share of those rows' questions that are RULER's answer prefix alone
     recall_uuid_share: float = 0.2  # share of those rows whose values are UUIDs (the rest numbers)
-    recall_multivalue_share: float = 0.0  # share of those rows with 2-4 values per key, asked all at once
+    recall_multivalue_share: float = 0.0  # share of those rows of 1,024+ tokens with 2-4 values per key, asked all at once
     answer_order: str = "reference"  # task answers' order: RULER's references' ("reference") or "document"
     init_from: str | None = None  # checkpoint whose parameters the run starts from (None: the preset's init)
 
@@ -135,8 +135,8 @@ def parse_args(argv=None) -> tuple[Recipe, argparse.Namespace]:
     p.add_argument("--recall-uuid-share", type=float, default=0.2,
                    help="share of needle-form recall rows whose values are RULER's UUIDs (the rest numbers)")
     p.add_argument("--recall-multivalue-share", type=float, default=0.0,
-                   help="share of needle-form recall rows whose keys have 2-4 values each, asked with RULER's "
-                        "multi-value question and answered in the order the needles stand")
+                   help="share of needle-form recall rows of 1,024+ tokens whose keys have 2-4 values each, asked "
+                        "with RULER's multi-value question and answered in the order the needles stand")
     p.add_argument("--answer-order", default="reference", choices=ANSWER_ORDERS,
                    help="order of a task answer's values: RULER's references' (reference) or, for the values asked "
                         "for one NIAH key, the order their needles stand in the prompt (document)")
