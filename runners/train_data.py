@@ -135,7 +135,7 @@ def recall_row_tokens(encode, bos: list[int], pairs: list[tuple[str, str]], leng
         if used + sum(map(len, pieces)) > budget:
             break
         for v, piece in zip(values, pieces):
-            piece = piece if plural else after_noise(piece)
+            piece = piece if plural else after_noise(piece)  # one value per key: noise drawn once the needle fits
             needles.append((piece, k, v))
             used += len(piece)
         keys.append(k)
